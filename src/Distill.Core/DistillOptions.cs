@@ -1,0 +1,29 @@
+namespace Distill;
+
+/// <summary>Process-wide Distill settings, bound through <c>IOptions&lt;DistillOptions&gt;</c> by <c>services.AddDistill(...)</c>.</summary>
+public sealed class DistillOptions
+{
+    /// <summary>Gets or sets the compute device: <c>auto</c> (CUDA when available, else CPU), <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
+    /// <value>The default is <c>auto</c>.</value>
+    public string Device { get; set; } = DistillDefaults.Device;
+
+    /// <summary>Gets or sets the compute dtype of model weights: <c>auto</c> (bfloat16 on CUDA, float32 on CPU), <c>float32</c>, <c>bfloat16</c>, <c>float16</c>.</summary>
+    /// <value>The default is <c>auto</c>.</value>
+    /// <remarks>Losses always compute softmax and divergences in float32, whatever this says.</remarks>
+    public string DType { get; set; } = DistillDefaults.DType;
+
+    /// <summary>Gets or sets the number of intra-op CPU threads torch uses; <see langword="null"/> leaves torch's default.</summary>
+    public int? Threads { get; set; }
+
+    /// <summary>Gets or sets the global random seed applied at start-up (torch and Distill's own generators).</summary>
+    /// <value>The default is 42.</value>
+    public int Seed { get; set; } = DistillDefaults.Seed;
+}
+
+/// <summary>Defaults of <see cref="DistillOptions"/>.</summary>
+internal static class DistillDefaults
+{
+    public const string Device = "auto";
+    public const string DType = "auto";
+    public const int Seed = 42;
+}
