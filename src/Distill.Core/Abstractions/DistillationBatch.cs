@@ -1,0 +1,84 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Distill;
+
+/// <summary>
+/// One micro-batch for distillation. Labels are <b>aligned with logits</b> (already shifted, the DSKD convention):
+/// <c>Labels[b, t]</c> is the target of <c>logits[b, t]</c>, and <see cref="IgnoreIndex"/> (−100) marks positions that are
+/// not scored (prompt, padding).
+/// </summary>
+/// <remarks>
+/// For cross-tokenizer objectives the teacher's own tokenisation of the same text travels in the <c>Teacher*</c>
+/// tensors (padded independently, so positions are not aligned across vocabularies); for same-tokenizer work they are
+/// <see langword="null"/> and the teacher consumes the student tensors. The batch owns its tensors: dispose it, or create
+/// it inside a <see cref="DisposeScope"/>.
+/// </remarks>
+public sealed class DistillationBatch : IDisposable
+{
+    /// <summary>The label value that marks an ignored position.</summary>
+    public const long IgnoreIndex = -100;
+
+    /// <summary>Gets the student input ids, [B, T] int64.</summary>
+    public required Tensor InputIds { get; init; }
+
+    /// <summary>Gets the student attention mask, [B, T] int64 (1 = real token, 0 = padding).</summary>
+    public required Tensor AttentionMask { get; init; }
+
+    /// <summary>Gets the student labels, [B, T] int64, aligned with logits; −100 = ignored.</summary>
+    public required Tensor Labels { get; init; }
+
+    /// <summary>Gets optional explicit student position ids, [B, T] int64 (needed for left padding).</summary>
+    public Tensor? PositionIds { get; init; }
+
+    /// <summary>Gets the teacher input ids for cross-tokenizer batches, [B, T'] int64; <see langword="null"/> when teacher and student share a tokenizer.</summary>
+    public Tensor? TeacherInputIds { get; init; }
+
+    /// <summary>Gets the teacher attention mask, [B, T'] int64.</summary>
+    public Tensor? TeacherAttentionMask { get; init; }
+
+    /// <summary>Gets the teacher labels, [B, T'] int64, aligned with the teacher's logits.</summary>
+    public Tensor? TeacherLabels { get; init; }
+
+    /// <summary>Gets optional teacher position ids, [B, T'] int64.</summary>
+    public Tensor? TeacherPositionIds { get; init; }
+
+    /// <summary>Gets optional per-example alignment data for cross-tokenizer objectives (e.g. token offsets, token strings).</summary>
+    public IReadOnlyList<object>? Alignment { get; init; }
+
+    /// <summary>Gets the batch size.</summary>
+    public long BatchSize => InputIds.shape[0];
+
+    /// <summary>Gets a value indicating whether the teacher has its own tokenisation in this batch.</summary>
+    public bool HasTeacherTokens => TeacherInputIds is not null;
+
+    /// <summary>Counts the positions that are scored (labels ≠ −100). Synchronises with the device.</summary>
+    public long CountValidTokens() => Labels.ne(IgnoreIndex).sum().item<long>();
+
+    /// <summary>Moves every tensor to <paramref name="device"/>, returning a new batch (this one is unchanged).</summary>
+    public DistillationBatch To(Device device) => new()
+    {
+        InputIds = InputIds.to(device),
+        AttentionMask = AttentionMask.to(device),
+        Labels = Labels.to(device),
+        PositionIds = PositionIds?.to(device),
+        TeacherInputIds = TeacherInputIds?.to(device),
+        TeacherAttentionMask = TeacherAttentionMask?.to(device),
+        TeacherLabels = TeacherLabels?.to(device),
+        TeacherPositionIds = TeacherPositionIds?.to(device),
+        Alignment = Alignment,
+    };
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        InputIds.Dispose();
+        AttentionMask.Dispose();
+        Labels.Dispose();
+        PositionIds?.Dispose();
+        TeacherInputIds?.Dispose();
+        TeacherAttentionMask?.Dispose();
+        TeacherLabels?.Dispose();
+        TeacherPositionIds?.Dispose();
+    }
+}
