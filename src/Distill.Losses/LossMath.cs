@@ -5,12 +5,18 @@ namespace Distill.Losses;
 /// <summary>Shared numeric helpers: fp32 temperature scaling, inf masks and safe log-probabilities.</summary>
 internal static class LossMath
 {
-    /// <summary>Casts to float32 and divides by <paramref name="temperature"/> (the cast comes first, so bf16 logits are not rounded again).</summary>
+    /// <summary>
+    /// Casts to float32 (float64 stays float64, for gradient checks) and divides by <paramref name="temperature"/>; the cast
+    /// comes first, so bf16 logits are not rounded again.
+    /// </summary>
     internal static Tensor Scale(Tensor logits, double temperature)
     {
-        var f = logits.to(ScalarType.Float32);
+        var f = ToCompute(logits);
         return temperature == 1.0 ? f : f / temperature;
     }
+
+    /// <summary>The compute dtype of the losses: float32, or float64 when the input is float64.</summary>
+    internal static Tensor ToCompute(Tensor x) => x.dtype == ScalarType.Float64 ? x : x.to(ScalarType.Float32);
 
     /// <summary>Elements where either logit is ±inf (DSKD zeroes these terms before the vocabulary sum).</summary>
     internal static Tensor InfMask(Tensor a, Tensor b) => a.isinf().logical_or(b.isinf());

@@ -33,7 +33,7 @@ public static class AdaptiveKl
             var (sortedP, idx) = p.sort(-1);
             var sortedQ = q.gather(-1, idx);
             var gap = (sortedP - sortedQ).abs();
-            var tail = sortedP.cumsum(-1).le(alpha).to(ScalarType.Float32);
+            var tail = sortedP.cumsum(-1).le(alpha).to(sortedP.dtype);
             gHead = (gap * (1 - tail)).sum(-1);
             gTail = (gap * tail).sum(-1);
         }
