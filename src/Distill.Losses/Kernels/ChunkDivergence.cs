@@ -38,8 +38,8 @@ internal sealed class FunctionChunkDivergence(Func<Tensor, Tensor?, Tensor, Tens
 /// <summary>
 /// (1 − α)·CE + α·KL(p_t || q_s) at temperature T, summed over scored rows, with its closed-form gradient
 /// dL/ds = (1 − α)·(softmax(s) − onehot(y)) + (α / T)·(softmax(s/T) − softmax(t/T)) on scored rows, 0 elsewhere.
-/// α = 1 gives pure forward KL (the benchmark's loss). Chunks holding ±inf logits fall back to autograd of the masked
-/// formula.
+/// α = 1 gives pure forward KL (the benchmark's loss). Chunks holding ±inf logits (detected by a non-finite sum) fall
+/// back to autograd of the masked formula.
 /// </summary>
 internal sealed class ForwardKlChunkDivergence(double kdRate, double temperature) : ChunkDivergence
 {
@@ -60,15 +60,10 @@ internal sealed class ForwardKlChunkDivergence(double kdRate, double temperature
     {
         sum = null!;
         gradient = null!;
-        if (studentLogits.isinf().any().item<bool>() || teacherLogits!.isinf().any().item<bool>())
-        {
-            return false;
-        }
-
         var ignored = labels.eq(DistillationBatch.IgnoreIndex).unsqueeze(-1);       // [c, 1]
         var s = LossMath.Scale(studentLogits, temperature);
         var logQ = s.log_softmax(-1);                                                 // [c, V]
-        var logP = LossMath.Scale(teacherLogits, temperature).log_softmax(-1);
+        var logP = LossMath.Scale(teacherLogits!, temperature).log_softmax(-1);
         var p = logP.exp();
         var kdRows = logP.sub(logQ).mul_(p).sum(-1, keepdim: true);                   // Σ_v p (log p − log q)
         var kd = kdRows.masked_fill_(ignored, 0.0).sum();
@@ -82,7 +77,7 @@ internal sealed class ForwardKlChunkDivergence(double kdRate, double temperature
         {
             sum = kd;
             gradient = grad.masked_fill_(ignored, 0.0);
-            return true;
+            return IsFinite(sum);
         }
 
         grad.mul_(kdRate);
@@ -94,6 +89,12 @@ internal sealed class ForwardKlChunkDivergence(double kdRate, double temperature
         grad.add_(ceGrad, alpha: 1 - kdRate);
         sum = (1 - kdRate) * ce + kdRate * kd;
         gradient = grad.masked_fill_(ignored, 0.0);
-        return true;
+        return IsFinite(sum);
     }
+
+    /// <summary>
+    /// A ±inf logit (masked vocabulary entry) makes the closed form non-finite (0·inf or inf − inf) somewhere in the sum,
+    /// so one scalar check decides whether to fall back to autograd of the masked formula for this chunk.
+    /// </summary>
+    private static bool IsFinite(Tensor sum) => sum.isfinite().item<bool>();
 }

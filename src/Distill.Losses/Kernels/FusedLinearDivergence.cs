@@ -137,7 +137,17 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
                 gradH.narrow(0, start, length).copy_(g.mm(weight));                     // dL/dh = g·W
             }
 
-            gradW?.add_(g.t().mm(h).to(ScalarType.Float32));                           // dL/dW += gᵀ·h
+            if (gradW is not null)
+            {
+                if (weight.dtype == ScalarType.Float32)
+                {
+                    gradW.addmm_(g.t(), h);                                             // dL/dW += gᵀ·h, in place
+                }
+                else
+                {
+                    gradW.add_(g.t().mm(h).to(ScalarType.Float32));
+                }
+            }
             gradB?.add_(g.sum(dim: 0L).to(ScalarType.Float32));
         }
 
