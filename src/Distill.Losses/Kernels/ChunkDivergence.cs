@@ -18,7 +18,10 @@ internal abstract class ChunkDivergence
     /// <summary>The summed loss of the chunk (scalar float32), differentiable w.r.t. <paramref name="studentLogits"/>.</summary>
     public abstract Tensor Sum(Tensor studentLogits, Tensor? teacherLogits, Tensor labels);
 
-    /// <summary>Optionally the loss and dLoss/dStudentLogits [c, V] in closed form; false to let the kernel use autograd.</summary>
+    /// <summary>
+    /// Optionally the loss and dLoss/dStudentLogits [c, V] in closed form; false to let the kernel use autograd. When it
+    /// returns true it may have disposed <paramref name="studentLogits"/> (the kernel's own chunk, to cut peak memory).
+    /// </summary>
     public virtual bool TrySumAndGradient(Tensor studentLogits, Tensor? teacherLogits, Tensor labels, out Tensor sum, out Tensor gradient)
     {
         sum = null!;
@@ -38,8 +41,8 @@ internal sealed class FunctionChunkDivergence(Func<Tensor, Tensor?, Tensor, Tens
 /// <summary>
 /// (1 − α)·CE + α·KL(p_t || q_s) at temperature T, summed over scored rows, with its closed-form gradient
 /// dL/ds = (1 − α)·(softmax(s) − onehot(y)) + (α / T)·(softmax(s/T) − softmax(t/T)) on scored rows, 0 elsewhere.
-/// α = 1 gives pure forward KL (the benchmark's loss). Chunks holding ±inf logits (detected by a non-finite sum) fall
-/// back to autograd of the masked formula.
+/// α = 1 gives pure forward KL (the benchmark's loss). Chunks holding ±inf logits fall back to autograd of the masked
+/// formula.
 /// </summary>
 internal sealed class ForwardKlChunkDivergence(double kdRate, double temperature) : ChunkDivergence
 {
@@ -60,41 +63,70 @@ internal sealed class ForwardKlChunkDivergence(double kdRate, double temperature
     {
         sum = null!;
         gradient = null!;
-        var ignored = labels.eq(DistillationBatch.IgnoreIndex).unsqueeze(-1);       // [c, 1]
-        var s = LossMath.Scale(studentLogits, temperature);
-        var logQ = s.log_softmax(-1);                                                 // [c, V]
-        var logP = LossMath.Scale(teacherLogits!, temperature).log_softmax(-1);
-        var p = logP.exp();
-        var kdRows = logP.sub(logQ).mul_(p).sum(-1, keepdim: true);                   // Σ_v p (log p − log q)
-        var kd = kdRows.masked_fill_(ignored, 0.0).sum();
-        var grad = logQ.exp_().sub_(p);                                                // softmax(s/T) − p_t
-        if (temperature != 1.0)
+        // A ±inf logit (masked vocabulary entry) would make the closed form 0·inf: use autograd of the masked formula then.
+        if (studentLogits.isinf().any().item<bool>() || teacherLogits!.isinf().any().item<bool>())
         {
-            grad.div_(temperature);
+            return false;
         }
 
+        // Memory: at most three [c, V] float32 temporaries live at once (the kernel's logits are released after log-softmax).
+        var ignored = labels.eq(DistillationBatch.IgnoreIndex).unsqueeze(-1);         // [c, 1]
+        var target = LossMath.SafeTargets(labels).unsqueeze(-1);
+        var scaled = LossMath.Scale(studentLogits, temperature);
+        var logQ = scaled.log_softmax(-1);                                               // [c, V] log q_T
+        if (!ReferenceEquals(scaled, studentLogits))
+        {
+            scaled.Dispose();
+        }
+
+        Tensor? ceRows = null, ceGrad = null;
+        if (kdRate < 1)
+        {
+            var logQ1 = temperature == 1.0 ? logQ : LossMath.ToCompute(studentLogits).log_softmax(-1);
+            ceRows = -logQ1.gather(-1, target);                                          // [c, 1]
+            if (temperature != 1.0)
+            {
+                ceGrad = logQ1.exp_().scatter_add_(-1, target, full_like(ceRows, -1.0)); // softmax(s) − onehot(y)
+            }
+        }
+
+        studentLogits.Dispose();                                                         // consumed (see base class)
+        var logP = LossMath.Scale(teacherLogits, temperature).log_softmax(-1);
+        var p = logP.exp();
+        var kd = logP.sub_(logQ).mul_(p).sum(-1, keepdim: true).masked_fill_(ignored, 0.0).sum(); // Σ_v p (log p − log q)
+        logP.Dispose();
+        var grad = logQ.exp_();                                                          // q_T, in place
         if (kdRate >= 1)
         {
+            grad.sub_(p);                                                                // q_T − p
+            p.Dispose();
+            if (temperature != 1.0)
+            {
+                grad.div_(temperature);
+            }
+
             sum = kd;
             gradient = grad.masked_fill_(ignored, 0.0);
-            return IsFinite(sum);
+            return true;
         }
 
-        grad.mul_(kdRate);
-        var logQ1 = studentLogits.to(ScalarType.Float32).log_softmax(-1);
-        var target = LossMath.SafeTargets(labels).unsqueeze(-1);
-        var ceRows = -logQ1.gather(-1, target);
-        var ce = ceRows.masked_fill_(ignored, 0.0).sum();
-        var ceGrad = logQ1.exp_().scatter_add_(-1, target, full_like(ceRows, -1.0));  // softmax(s) − onehot(y)
-        grad.add_(ceGrad, alpha: 1 - kdRate);
+        if (ceGrad is null)
+        {
+            // T = 1: α(q − p) + (1 − α)(q − onehot) = q − α·p − (1 − α)·onehot.
+            grad.add_(p, alpha: -kdRate);
+            p.Dispose();
+            grad.scatter_add_(-1, target, full_like(ceRows!, -(1 - kdRate)));
+        }
+        else
+        {
+            grad.sub_(p).mul_(kdRate / temperature);                                     // (α/T)(q_T − p)
+            p.Dispose();
+            grad.add_(ceGrad, alpha: 1 - kdRate);
+        }
+
+        var ce = ceRows!.masked_fill_(ignored, 0.0).sum();
         sum = (1 - kdRate) * ce + kdRate * kd;
         gradient = grad.masked_fill_(ignored, 0.0);
-        return IsFinite(sum);
+        return true;
     }
-
-    /// <summary>
-    /// A ±inf logit (masked vocabulary entry) makes the closed form non-finite (0·inf or inf − inf) somewhere in the sum,
-    /// so one scalar check decides whether to fall back to autograd of the masked formula for this chunk.
-    /// </summary>
-    private static bool IsFinite(Tensor sum) => sum.isfinite().item<bool>();
 }

@@ -51,6 +51,29 @@ public sealed class ChunkedObjectiveTests
         }
     }
 
+    [Theory]
+    [InlineData(0.3, 1.0)]
+    [InlineData(1.0, 1.0)]
+    [InlineData(1.0, 2.0)]
+    [InlineData(0.0, 1.0)]
+    [InlineData(0.6, 0.5)]
+    public void Compute_ChunkedForwardKlClosedForm_MatchesNaiveAcrossRateAndTemperature(double kdRate, double temperature)
+    {
+        using var scope = NewDisposeScope();
+        Action<LossesOptions> configure = o =>
+        {
+            o.ChunkSize = 4;
+            o.Divergence.KdRate = kdRate;
+            o.Divergence.Temperature = temperature;
+        };
+        var naive = Run(ObjectiveNames.ForwardKl, chunked: false, teacherFromHidden: false, studentBias: true, configure);
+        var fused = Run(ObjectiveNames.ForwardKl, chunked: true, teacherFromHidden: true, studentBias: true, configure);
+        GoldenTests.AssertClose(naive.Loss, fused.Loss, 1e-5);
+        AssertRel(naive.GradH, fused.GradH, "hidden");
+        AssertRel(naive.GradW, fused.GradW, "lm_head weight");
+        AssertRel(naive.GradB!, fused.GradB!, "lm_head bias");
+    }
+
     [Fact]
     public void Compute_ChunkedForwardKlWithInfiniteLogits_FallsBackAndMatchesNaive()
     {
