@@ -1,31 +1,55 @@
+using BenchmarkDotNet.Running;
 using Distill.Benchmarks;
 using Distill.Runtime;
 
-// Distill benchmarks, dispatched by the first argument. Each section prints one JSON object whose "summary" keys match
-// shared/bench/torch_ref/bench.py, so compare.py pairs them:
-//   dotnet run -c Release --project benchmarks/Distill.Benchmarks -- gen [--layers 12 --prompt 32 --new 64 --out gen.json]
-//   dotnet run -c Release --project benchmarks/Distill.Benchmarks -- forward|train [--layers 12 --batch 4 --seq 128]
-//   dotnet run -c Release --project benchmarks/Distill.Benchmarks -- models   (gen + forward + train in one JSON)
+// Distill benchmarks, dispatched by the first argument. The JSON sections print one object whose "summary" keys match
+// shared/bench/torch_ref/bench.py, so its compare.py pairs them:
+//   kd [flags]                calibration + KD loss grid (naive vs chunked, time and child-process peak RSS)
+//   kd-worker ...             internal: one KD variant/shape in a fresh process
+//   gen|forward|train|models  GPT-2-small-shaped generation / forward / training step [--layers 12 --prompt 32 --new 64 --batch 4 --seq 128 --out FILE]
+//   bdn [BDN args]            BenchmarkDotNet (e.g. bdn --filter *KdLoss*)
 DistillRuntime.EnsureNativeRuntime();
-var section = args.Length > 0 ? args[0] : "help";
-var options = ForwardBenchmarkHarness.ParseOptions(args.Skip(1).ToArray());
-switch (section)
+if (args.Length == 0)
 {
-    case "gen":
-        ForwardBenchmarkHarness.Emit(options, GenerationBenchmark.Run);
-        break;
-    case "forward":
-        ForwardBenchmarkHarness.Emit(options, ForwardBenchmark.Run);
-        break;
-    case "train":
-        ForwardBenchmarkHarness.Emit(options, TrainBenchmark.Run);
-        break;
-    case "models":
-        ForwardBenchmarkHarness.Emit(options, ForwardBenchmark.Run, GenerationBenchmark.Run, TrainBenchmark.Run);
-        break;
-    default:
-        Console.Error.WriteLine("usage: Distill.Benchmarks gen|forward|train|models [--threads 2] [--warmup 1] [--repeats 3] [--layers 12] [--prompt 32] [--new 64] [--batch 4] [--seq 128] [--seed 0] [--out FILE]");
-        return 2;
+    return Usage();
 }
 
-return 0;
+switch (args[0])
+{
+    case "kd":
+        return KdReferenceBench.Run(args[1..]);
+    case "kd-worker":
+        return KdReferenceBench.Worker(args[1..]);
+    case "bdn":
+        BenchmarkSwitcher.FromAssembly(typeof(KdLossBenchmark).Assembly).Run(args[1..]);
+        return 0;
+    case "gen" or "forward" or "train" or "models":
+        var options = ForwardBenchmarkHarness.ParseOptions(args[1..]);
+        switch (args[0])
+        {
+            case "gen":
+                ForwardBenchmarkHarness.Emit(options, GenerationBenchmark.Run);
+                break;
+            case "forward":
+                ForwardBenchmarkHarness.Emit(options, ForwardBenchmark.Run);
+                break;
+            case "train":
+                ForwardBenchmarkHarness.Emit(options, TrainBenchmark.Run);
+                break;
+            default:
+                ForwardBenchmarkHarness.Emit(options, ForwardBenchmark.Run, GenerationBenchmark.Run, TrainBenchmark.Run);
+                break;
+        }
+
+        return 0;
+    default:
+        return Usage();
+}
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: Distill.Benchmarks kd [--quick] [--kd-grid NxHxV,...] [--out FILE]");
+    Console.Error.WriteLine("       Distill.Benchmarks gen|forward|train|models [--threads 2] [--warmup 1] [--repeats 3] [--layers 12] [--prompt 32] [--new 64] [--batch 4] [--seq 128] [--seed 0] [--out FILE]");
+    Console.Error.WriteLine("       Distill.Benchmarks bdn [BenchmarkDotNet args]");
+    return 2;
+}
