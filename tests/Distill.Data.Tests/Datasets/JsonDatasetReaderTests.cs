@@ -77,6 +77,10 @@ public sealed class JsonDatasetReaderTests
         ex = Assert.Throws<InvalidDataException>(() => JsonDatasetReader.ReadQa(path).ToList());
         Assert.Equal($"{path}:[0]: 'context' must be a string.", ex.Message);
 
+        File.WriteAllText(path, "[{\"question\": \"q\", \"answer\": \"#### 1\"},\n {\"question\": ]");
+        ex = Assert.Throws<InvalidDataException>(() => JsonDatasetReader.ReadMath(path).ToList());
+        Assert.StartsWith($"{path}:2: invalid JSON at $[1]", ex.Message, StringComparison.Ordinal);
+
         Assert.Throws<FileNotFoundException>(() => JsonDatasetReader.ReadQa(Path.Combine(folder.Path, "missing.jsonl")).ToList());
     }
 }
