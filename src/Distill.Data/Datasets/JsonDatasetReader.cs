@@ -55,7 +55,7 @@ public static class JsonDatasetReader
 
                 var example = ParseInstruction(row);
                 var references = Outputs(row, "output", "response");
-                yield return template.Apply(example) with { References = [.. references.Select(r => template.ResponsePrefix + r)] };
+                yield return template.Apply(example) with { References = references };
             }
             else
             {
