@@ -103,7 +103,7 @@ public sealed class HfTokenizer
     /// <summary>Gets where the tokenizer was loaded from (a folder or a resource name).</summary>
     public string Source { get; }
 
-    /// <summary>Gets the number of token ids (largest id + 1, added tokens included), as <c>len(tokenizer)</c> in transformers.</summary>
+    /// <summary>Gets the largest token id + 1, added tokens included: the number of embedding rows the ids need (equal to <c>len(tokenizer)</c> in transformers when the ids have no gaps).</summary>
     public int VocabSize => _idToToken.Length;
 
     /// <summary>Gets the BOS id, or <see langword="null"/> when the tokenizer has none.</summary>

@@ -51,3 +51,20 @@ public sealed class HfTokenizersReferenceTests
         }
     }
 }
+
+public sealed class HfTokenizerConcurrencyTests
+{
+    [Fact]
+    public void Encode_FromSeveralThreads_GivesSequentialResults()
+    {
+        var tokenizer = BundledData.TokenizerB();
+        var texts = BundledData.Load(BundledSplit.Train).Take(400).Select(e => PromptTemplates.Compact(e.Instruction, e.Input) + " " + e.Output).ToArray();
+        var expected = texts.Select(t => tokenizer.Encode(t, false).Ids.ToArray()).ToArray();
+        var actual = new int[texts.Length][];
+        Parallel.For(0, texts.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i => actual[i] = [.. tokenizer.Encode(texts[i], false).Ids]);
+        for (var i = 0; i < texts.Length; i++)
+        {
+            Assert.Equal(expected[i], actual[i]);
+        }
+    }
+}
