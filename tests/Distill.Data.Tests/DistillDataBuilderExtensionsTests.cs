@@ -41,7 +41,7 @@ public sealed class DistillDataBuilderExtensionsTests
     {
         var options = new DataOptions { MaxLength = 64, MaxPromptLength = 32, BatchSize = 4, PadToMaxLength = true };
         var examples = BundledData.Load(BundledSplit.Dev).Select(InstructionTemplate.Compact.Apply);
-        var dataset = TokenizedDataset.Create(examples, BundledData.TokenizerB(), null, options.MaxLength, options.MaxPromptLength);
+        var dataset = TokenizedDataset.Create(examples, BundledData.TokenizerB(), null, options);
         var source = DistillationBatchSource.FromOptions(dataset, options);
         Assert.Equal(50, source.BatchesPerEpoch);
         using var batch = source.GetBatch(epoch: 1, index: 3);

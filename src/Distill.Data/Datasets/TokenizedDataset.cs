@@ -84,6 +84,19 @@ public sealed class TokenizedDataset
         return new TokenizedDataset(student, teacher, kept, studentTokens, teacherTokens, skipped);
     }
 
+    /// <summary>Tokenises <paramref name="examples"/> with <see cref="DataOptions.MaxLength"/> and <see cref="DataOptions.MaxPromptLength"/>.</summary>
+    /// <param name="examples">Prompt/response pairs.</param>
+    /// <param name="student">The student's tokenizer.</param>
+    /// <param name="teacher">The teacher's tokenizer for cross-tokenizer batches, or null.</param>
+    /// <param name="options">The data options.</param>
+    /// <param name="logger">Optional logger.</param>
+    /// <returns>The dataset.</returns>
+    public static TokenizedDataset Create(IEnumerable<TextExample> examples, HfTokenizer student, HfTokenizer? teacher, DataOptions options, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return Create(examples, student, teacher, options.MaxLength, options.MaxPromptLength, logger);
+    }
+
     /// <summary>
     /// Builds a training batch from the examples at <paramref name="indices"/>: ids, mask and aligned labels (−100 on
     /// prompt and padding), explicit position ids (0.. on real tokens, 0 on padding), and for cross-tokenizer datasets
