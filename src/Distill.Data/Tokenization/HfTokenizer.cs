@@ -220,10 +220,19 @@ public sealed class HfTokenizer
     public void CheckModelVocabSize(string configJsonPath, ILogger? logger = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(configJsonPath);
-        using var doc = JsonDocument.Parse(File.ReadAllText(configJsonPath));
-        if (!doc.RootElement.TryGetProperty("vocab_size", out var v) || !v.TryGetInt32(out var modelVocab))
+        int modelVocab;
+        try
         {
-            throw new InvalidDataException($"{configJsonPath}: 'vocab_size' is missing or not an integer.");
+            using var doc = JsonDocument.Parse(File.ReadAllText(configJsonPath));
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("vocab_size", out var v)
+                || v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out modelVocab))
+            {
+                throw new InvalidDataException($"{configJsonPath}: 'vocab_size' is missing or not an integer.");
+            }
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"{configJsonPath}: not valid JSON ({ex.Message}).", ex);
         }
 
         CheckModelVocabSize(modelVocab, configJsonPath, logger);

@@ -31,6 +31,9 @@ public sealed class TokenizerLoadingTests
 
         File.WriteAllText(path, "{\"model\": ");
         Assert.StartsWith(path, Assert.Throws<InvalidDataException>(() => HfTokenizer.FromPretrained(folder.Path)).Message, StringComparison.Ordinal);
+
+        File.WriteAllText(path, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"pattern\": 1}}");
+        Assert.StartsWith(path + ": unexpected tokenizer.json structure", Assert.Throws<InvalidDataException>(() => HfTokenizer.FromPretrained(folder.Path)).Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -52,6 +55,9 @@ public sealed class TokenizerLoadingTests
         File.WriteAllText(config, "{\"vocab_size\": 200}");
         var ex = Assert.Throws<InvalidDataException>(() => HfTokenizer.FromPretrained(folder.Path));
         Assert.Contains("vocab_size 200 is smaller than the tokenizer's 257 ids", ex.Message, StringComparison.Ordinal);
+
+        File.WriteAllText(config, "{\"vocab_size\": \"many\"}");
+        Assert.Contains("'vocab_size' is missing or not an integer", Assert.Throws<InvalidDataException>(() => HfTokenizer.FromPretrained(folder.Path)).Message, StringComparison.Ordinal);
 
         File.WriteAllText(config, "{\"vocab_size\": 320}");
         var logger = new ListLogger();
