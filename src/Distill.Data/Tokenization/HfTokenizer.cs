@@ -10,7 +10,7 @@ public enum TokenizerKind
     /// <summary>Byte-level BPE from tokenizer.json or vocab.json + merges.txt (GPT-2, Llama 3, Qwen2, Mistral-Nemo).</summary>
     ByteLevelBpe,
 
-    /// <summary>SentencePiece from tokenizer.model (Llama 2, TinyLlama, Mistral v0.1).</summary>
+    /// <summary>SentencePiece-style BPE (Llama 2, TinyLlama, Mistral v0.1): from tokenizer.model, or from a Metaspace / Prepend+Replace tokenizer.json with byte fallback.</summary>
     SentencePiece,
 }
 
@@ -19,8 +19,9 @@ public enum TokenizerKind
 /// </summary>
 /// <remarks>
 /// <para>Loading order in <see cref="FromPretrained"/>: a byte-level BPE <c>tokenizer.json</c>; else <c>tokenizer.model</c>
-/// (SentencePiece; a SentencePiece-style tokenizer.json next to it is ignored, its added tokens are kept); else
-/// <c>vocab.json</c> + <c>merges.txt</c> (GPT-2 slow format). Special tokens and <c>add_bos_token</c>/<c>add_eos_token</c>
+/// (SentencePiece; a SentencePiece-style tokenizer.json next to it is ignored, its added tokens are kept); else a
+/// SentencePiece-style BPE <c>tokenizer.json</c> (Metaspace pre-tokenizer or Prepend+Replace normaliser, byte
+/// fallback); else <c>vocab.json</c> + <c>merges.txt</c> (GPT-2 slow format). Special tokens and <c>add_bos_token</c>/<c>add_eos_token</c>
 /// come from <c>tokenizer_config.json</c> (then <c>special_tokens_map.json</c>); BOS/EOS insertion from the
 /// tokenizer.json post-processor when the config says nothing.</para>
 /// <para>Added tokens are matched verbatim in the raw text (leftmost-longest, <c>lstrip</c>/<c>rstrip</c> honoured;
@@ -164,6 +165,10 @@ public sealed class HfTokenizer
         {
             tokenizer = FromSentencePiece(spPath, definition?.AddedTokens, config);
         }
+        else if (definition is { Metaspace: not null })
+        {
+            tokenizer = FromMetaspaceDefinition(definition, config, jsonPath);
+        }
         else if (definition is not null)
         {
             throw new NotSupportedException($"{jsonPath}: a non-byte-level BPE tokenizer.json ({definition.NonByteLevelReason}) needs the SentencePiece tokenizer.model next to it; '{spPath}' is missing.");
@@ -196,9 +201,9 @@ public sealed class HfTokenizer
     {
         ArgumentNullException.ThrowIfNull(tokenizerJson);
         var definition = TokenizerJsonReader.Parse(tokenizerJson, source);
-        if (!definition.IsByteLevel)
+        if (!definition.IsByteLevel && definition.Metaspace is null)
         {
-            throw new NotSupportedException($"{source}: only byte-level BPE tokenizer.json can be loaded without its folder ({definition.NonByteLevelReason}).");
+            throw new NotSupportedException($"{source}: this tokenizer.json needs its SentencePiece tokenizer.model ({definition.NonByteLevelReason}); load its folder with FromPretrained.");
         }
 
         var config = new TokenizerConfig();
@@ -207,7 +212,7 @@ public sealed class HfTokenizer
             config.Read(tokenizerConfigJson, source + " (tokenizer_config)", readFlags: true);
         }
 
-        return FromDefinition(definition, config, source);
+        return definition.IsByteLevel ? FromDefinition(definition, config, source) : FromMetaspaceDefinition(definition, config, source);
     }
 
     /// <summary>
@@ -287,7 +292,7 @@ public sealed class HfTokenizer
 
             segmentIds.Clear();
             segmentSpans.Clear();
-            _model.Encode(text[segment.Start..segment.End], segmentIds, segmentSpans);
+            _model.Encode(text[segment.Start..segment.End], segment.Start == 0, segmentIds, segmentSpans);
             ids.AddRange(segmentIds);
             spans.AddRange(segmentSpans.Select(s => WholeCodePoints(text, s.Start + segment.Start, s.End + segment.Start)));
         }
@@ -428,6 +433,23 @@ public sealed class HfTokenizer
 
         var added = MergeAdded(definition.AddedTokens, config.AddedTokensDecoder);
         return new HfTokenizer(model, TokenizerKind.ByteLevelBpe, added, config, definition.PrefixTokens, definition.SuffixTokens, null, null, null, source);
+    }
+
+    private static HfTokenizer FromMetaspaceDefinition(TokenizerJsonDefinition definition, TokenizerConfig config, string source)
+    {
+        MetaspaceBpeModel model;
+        try
+        {
+            model = new MetaspaceBpeModel(definition.Vocab, definition.Merges, definition.Metaspace!, definition.ByteFallback, definition.UnkToken);
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{source}: the BPE model could not be built ({ex.Message}).", ex);
+        }
+
+        var added = MergeAdded(definition.AddedTokens, config.AddedTokensDecoder);
+        var unk = definition.UnkToken is not null && definition.Vocab.TryGetValue(definition.UnkToken, out var u) ? u : (int?)null;
+        return new HfTokenizer(model, TokenizerKind.SentencePiece, added, config, definition.PrefixTokens, definition.SuffixTokens, null, null, unk, source);
     }
 
     private static HfTokenizer FromSentencePiece(string path, IReadOnlyList<AddedToken>? jsonAdded, TokenizerConfig config)

@@ -25,7 +25,8 @@ public sealed class TokenizerLoadingTests
         Assert.Contains(path, notSupported.Message, StringComparison.Ordinal);
         Assert.Contains("WordPiece", notSupported.Message, StringComparison.Ordinal);
 
-        File.WriteAllText(path, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"Metaspace\"}}");
+        // A SentencePiece-style file with a Precompiled normaliser (charsmap) is only usable through tokenizer.model.
+        File.WriteAllText(path, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"normalizer\": {\"type\": \"Precompiled\"}, \"pre_tokenizer\": {\"type\": \"Metaspace\"}}");
         notSupported = Assert.Throws<NotSupportedException>(() => HfTokenizer.FromPretrained(folder.Path));
         Assert.Contains("tokenizer.model", notSupported.Message, StringComparison.Ordinal);
 
