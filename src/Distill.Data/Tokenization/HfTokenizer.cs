@@ -18,10 +18,10 @@ public enum TokenizerKind
 /// A Hugging Face tokenizer folder loaded on Microsoft.ML.Tokenizers: encode with character offsets, decode, special tokens.
 /// </summary>
 /// <remarks>
-/// <para>Loading order in <see cref="FromPretrained"/>: a byte-level BPE <c>tokenizer.json</c>; else <c>tokenizer.model</c>
-/// (SentencePiece; a SentencePiece-style tokenizer.json next to it is ignored, its added tokens are kept); else a
-/// SentencePiece-style BPE <c>tokenizer.json</c> (Metaspace pre-tokenizer or Prepend+Replace normaliser, byte
-/// fallback); else <c>vocab.json</c> + <c>merges.txt</c> (GPT-2 slow format). Special tokens and <c>add_bos_token</c>/<c>add_eos_token</c>
+/// <para>Loading order in <see cref="FromPretrained"/>, preferring tokenizer.json as transformers' AutoTokenizer does:
+/// a byte-level BPE <c>tokenizer.json</c>; a SentencePiece-style BPE <c>tokenizer.json</c> (Metaspace pre-tokenizer or
+/// Prepend+Replace normaliser, byte fallback); else <c>tokenizer.model</c> (SentencePiece; added tokens of an unusable
+/// tokenizer.json next to it are kept); else <c>vocab.json</c> + <c>merges.txt</c> (GPT-2 slow format). Special tokens and <c>add_bos_token</c>/<c>add_eos_token</c>
 /// come from <c>tokenizer_config.json</c> (then <c>special_tokens_map.json</c>); BOS/EOS insertion from the
 /// tokenizer.json post-processor when the config says nothing.</para>
 /// <para>Added tokens are matched verbatim in the raw text (leftmost-longest, <c>lstrip</c>/<c>rstrip</c> honoured;
@@ -161,13 +161,14 @@ public sealed class HfTokenizer
         {
             tokenizer = FromDefinition(definition, config, jsonPath);
         }
+        else if (definition is { Metaspace: not null })
+        {
+            // transformers' AutoTokenizer uses tokenizer.json (the fast tokenizer) when it exists.
+            tokenizer = FromMetaspaceDefinition(definition, config, jsonPath);
+        }
         else if (File.Exists(spPath))
         {
             tokenizer = FromSentencePiece(spPath, definition?.AddedTokens, config);
-        }
-        else if (definition is { Metaspace: not null })
-        {
-            tokenizer = FromMetaspaceDefinition(definition, config, jsonPath);
         }
         else if (definition is not null)
         {

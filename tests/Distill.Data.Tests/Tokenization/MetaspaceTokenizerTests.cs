@@ -29,8 +29,10 @@ public sealed class MetaspaceTokenizerTests
         using var folder = new Distill.Tests.Shared.TempFolder();
         File.WriteAllText(Path.Combine(folder.Path, "tokenizer.json"), Build(variant));
         File.WriteAllText(Path.Combine(folder.Path, "tokenizer_config.json"), "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"unk_token\": \"<unk>\"}");
+        File.WriteAllBytes(Path.Combine(folder.Path, "tokenizer.model"), SentencePieceModelBuilder.Build(TokenizerLoadingTests.TinySentencePiece));
         var ours = HfTokenizer.FromPretrained(folder.Path);
         Assert.Equal(TokenizerKind.SentencePiece, ours.Kind);
+        Assert.EndsWith("tokenizer.json", ours.Source, StringComparison.Ordinal); // tokenizer.json wins, as in AutoTokenizer
         Assert.Equal(277, ours.VocabSize);
 
         // Known ids: "hello world" → <s>, ▁hello (7), ▁world (12); "ö" is not in the vocabulary → bytes C3 B6.
