@@ -56,6 +56,25 @@ public sealed class MetaspaceTokenizerTests
         }
     }
 
+    [Fact]
+    public void Encode_TokenizerModelAndLegacyJson_AgreeInsideTheVocabulary()
+    {
+        // The SentencePiece model path (Microsoft.ML.Tokenizers' SentencePieceTokenizer) and the legacy tokenizer.json path
+        // describe the same vocabulary; the hand-written model has no byte fallback, so only text inside the vocabulary
+        // (lowercase letters, spaces, the </s> token) is compared.
+        using var modelFolder = new Distill.Tests.Shared.TempFolder();
+        File.WriteAllBytes(Path.Combine(modelFolder.Path, "tokenizer.model"), SentencePieceModelBuilder.Build(TokenizerLoadingTests.TinySentencePiece));
+        using var jsonFolder = new Distill.Tests.Shared.TempFolder();
+        File.WriteAllText(Path.Combine(jsonFolder.Path, "tokenizer.json"), Build("legacy"));
+        var model = HfTokenizer.FromPretrained(modelFolder.Path);
+        var json = HfTokenizer.FromPretrained(jsonFolder.Path);
+        foreach (var text in Texts.Where(t => t.Replace("</s>", string.Empty, StringComparison.Ordinal).All(c => c == ' ' || char.IsAsciiLetterLower(c))))
+        {
+            Assert.Equal(json.Encode(text, addSpecialTokens: true).Ids, model.Encode(text, addSpecialTokens: true).Ids);
+            Assert.Equal(json.Encode(text, addSpecialTokens: true).Offsets, model.Encode(text, addSpecialTokens: true).Offsets);
+        }
+    }
+
     private static string Build(string variant)
     {
         var vocab = new JsonObject();
