@@ -47,6 +47,7 @@ public sealed class HfTokenizersReferenceTests
                 var which = name == "bundled-bytes" ? BundledTokenizer.Bytes : BundledTokenizer.Bpe;
                 var dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "distill-tests", "bundled-" + which + "-" + Environment.ProcessId);
                 BundledData.WriteTokenizer(which, dir);
+                AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(dir, recursive: true);
                 return (System.IO.Path.Combine(dir, "tokenizer.json"), BundledData.GetTokenizer(which));
         }
     }
