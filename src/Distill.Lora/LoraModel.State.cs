@@ -1,3 +1,4 @@
+using Distill.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -109,6 +110,7 @@ public sealed partial class LoraModel
     public Dictionary<string, Tensor> GetMergedStateDict()
     {
         ThrowIfUnloaded();
+        ThrowIfTiedTarget("export merged weights of");
         using var noGrad = torch.no_grad();
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (key, tensor) in Model.state_dict())
@@ -140,6 +142,41 @@ public sealed partial class LoraModel
         ArgumentException.ThrowIfNullOrEmpty(path);
         using var scope = torch.NewDisposeScope();
         IO.SafeTensors.Save(path, GetMergedStateDict(), new Dictionary<string, string> { ["format"] = "pt" });
+    }
+
+    /// <summary>
+    /// Saves the model with the adapters merged in as a plain HF checkpoint (<c>config.json</c>, <c>model.safetensors</c> or
+    /// shards; no adapter tensor), through <see cref="CausalLM.SavePretrained"/>. The in-memory model is left as it was: the
+    /// merge is undone bit-exactly afterwards.
+    /// </summary>
+    /// <param name="directory">The target folder.</param>
+    /// <param name="maxShardBytes">Shard size limit, as in <see cref="CausalLM.SavePretrained"/>.</param>
+    /// <exception cref="InvalidOperationException">The model is not a Distill <see cref="CausalLM"/>.</exception>
+    public void SaveMergedPretrained(string directory, long? maxShardBytes = null)
+    {
+        ThrowIfUnloaded();
+        if (Model is not CausalLM causalLM)
+        {
+            throw new InvalidOperationException($"LoRA: SaveMergedPretrained needs a Distill CausalLM; this model is a {Model.GetType().Name}. Use SaveMergedWeights.");
+        }
+
+        var wasMerged = IsMerged;
+        if (!wasMerged)
+        {
+            Merge(keepOriginalWeights: true);
+        }
+
+        try
+        {
+            causalLM.SavePretrained(directory, maxShardBytes);
+        }
+        finally
+        {
+            if (!wasMerged)
+            {
+                Unmerge();
+            }
+        }
     }
 
     /// <summary>Every tensor the adapter file holds, by PEFT key, pointing at the live model tensors.</summary>

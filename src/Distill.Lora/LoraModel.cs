@@ -125,6 +125,13 @@ public sealed partial class LoraModel
         return Inject(model.Module, WithDefaultTargets(config, model.Config.ModelType), logger);
     }
 
+    /// <summary>Injects new adapters into a Distill model (see <see cref="Inject(ICausalLM, LoraConfig, ILogger?)"/>).</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="config">The configuration.</param>
+    /// <param name="logger">Optional logger.</param>
+    /// <returns>The adapters.</returns>
+    public static LoraModel Inject(CausalLM model, LoraConfig config, ILogger? logger = null) => Inject((ICausalLM)model, config, logger);
+
     /// <summary>
     /// Loads a PEFT adapter folder (<c>adapter_config.json</c> + <c>adapter_model.safetensors</c>) onto <paramref name="model"/>,
     /// as <c>PeftModel.from_pretrained</c> does; with <paramref name="trainable"/> false (a LoRA-tuned teacher, as in DSKD)
@@ -190,6 +197,15 @@ public sealed partial class LoraModel
         return LoadAdapter(model.Module, adapterDirectory, trainable, logger);
     }
 
+    /// <summary>Loads a PEFT adapter folder onto a Distill model (see <see cref="LoadAdapter(nn.Module, string, bool, ILogger?)"/>).</summary>
+    /// <param name="model">The base model.</param>
+    /// <param name="adapterDirectory">The adapter folder.</param>
+    /// <param name="trainable">Whether the adapter keeps training.</param>
+    /// <param name="logger">Optional logger.</param>
+    /// <returns>The loaded adapters.</returns>
+    public static LoraModel LoadAdapter(CausalLM model, string adapterDirectory, bool trainable = false, ILogger? logger = null) =>
+        LoadAdapter((ICausalLM)model, adapterDirectory, trainable, logger);
+
     /// <summary>Gets the parameters that require gradients (for the optimizer), with their model names.</summary>
     /// <returns>Name and parameter, in model order.</returns>
     public IEnumerable<(string Name, Parameter Parameter)> TrainableParameters() =>
@@ -225,6 +241,7 @@ public sealed partial class LoraModel
         ThrowIfUnloaded();
         using var noGrad = torch.no_grad();
         var count = 0;
+        ThrowIfTiedTarget("merge");
         foreach (var l in layers.Values.Where(l => !l.IsMerged))
         {
             using var scope = torch.NewDisposeScope();
@@ -431,6 +448,15 @@ public sealed partial class LoraModel
             }
         }
 
+        foreach (var (name, module) in saved)
+        {
+            if (!module.parameters().Any())
+            {
+                throw new InvalidOperationException(
+                    $"{source}: modules_to_save module '{name}' has no parameters of its own (a tied lm_head reads the embedding's weight); name the embedding module instead.");
+            }
+        }
+
         var missing = (config.ModulesToSave ?? []).Where(m => !saved.Keys.Any(k => k.EndsWith(m, StringComparison.Ordinal))).ToList();
         if (missing.Count > 0)
         {
@@ -496,6 +522,16 @@ public sealed partial class LoraModel
     private static bool IsAdapterParameter(string name) =>
         name.Contains($".{LoraLayer.AName}.", StringComparison.Ordinal) || name.Contains($".{LoraLayer.BName}.", StringComparison.Ordinal)
         || name.StartsWith($"{LoraLayer.AName}.", StringComparison.Ordinal) || name.StartsWith($"{LoraLayer.BName}.", StringComparison.Ordinal);
+
+    /// <summary>A tied lm_head shares its weight with the input embedding: merging into it would change the embedding too.</summary>
+    private void ThrowIfTiedTarget(string operation)
+    {
+        if (layers.Values.FirstOrDefault(l => l.Target is LinearProjection { IsTied: true }) is { } tied)
+        {
+            throw new InvalidOperationException(
+                $"LoRA: cannot {operation} the adapter of '{tied.Path}': its weight is tied to the input embedding, which the merge would change as well. Keep the adapter unmerged.");
+        }
+    }
 
     private void Remove()
     {
