@@ -1,3 +1,4 @@
+using TorchSharp.Utils;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -12,17 +13,17 @@ namespace Distill.Models;
 public sealed class Gpt2ForCausalLM : CausalLM
 {
     private readonly Gpt2Model transformer;
+    [ComponentName(Name = "lm_head")]
     private readonly LinearProjection lmHead;
 
     internal Gpt2ForCausalLM(Gpt2Config config, ScalarType dtype, Device device)
         : base(nameof(Gpt2ForCausalLM), config)
     {
         transformer = new Gpt2Model(config, dtype, device);
-        register_module("transformer", transformer);
         lmHead = config.TieWordEmbeddings
             ? LinearProjection.Tied(() => transformer.Wte.Weight, config.HiddenSize, config.VocabSize)
             : ModelHelpers.Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
-        register_module("lm_head", lmHead);
+        RegisterComponents();
         FreezeCheckpointKeys();
     }
 
@@ -89,6 +90,7 @@ internal sealed class Gpt2Model : nn.Module
     private readonly TokenEmbedding wte;
     private readonly TokenEmbedding wpe;
     private readonly ModuleList<Gpt2Block> h;
+    [ComponentName(Name = "ln_f")]
     private readonly LayerNorm lnF;
 
     internal Gpt2Model(Gpt2Config config, ScalarType dtype, Device device)
@@ -99,10 +101,7 @@ internal sealed class Gpt2Model : nn.Module
         wpe = new TokenEmbedding(config.MaxPositionEmbeddings, config.HiddenSize, dtype, device);
         h = new ModuleList<Gpt2Block>([.. Enumerable.Range(0, config.NumHiddenLayers).Select(i => new Gpt2Block(config, i, dtype, device))]);
         lnF = nn.LayerNorm(config.HiddenSize, config.LayerNormEpsilon, device: device, dtype: dtype);
-        register_module("wte", wte);
-        register_module("wpe", wpe);
-        register_module("h", h);
-        register_module("ln_f", lnF);
+        RegisterComponents();
     }
 
     internal TokenEmbedding Wte => wte;
@@ -126,7 +125,9 @@ internal sealed class Gpt2Block : nn.Module
 {
     private readonly Gpt2Config config;
     private readonly int layer;
+    [ComponentName(Name = "ln_1")]
     private readonly LayerNorm ln1;
+    [ComponentName(Name = "ln_2")]
     private readonly LayerNorm ln2;
     private readonly Gpt2Attention attn;
     private readonly Gpt2Mlp mlp;
@@ -140,10 +141,7 @@ internal sealed class Gpt2Block : nn.Module
         attn = new Gpt2Attention(config, dtype, device);
         ln2 = nn.LayerNorm(config.HiddenSize, config.LayerNormEpsilon, device: device, dtype: dtype);
         mlp = new Gpt2Mlp(config, dtype, device);
-        register_module("ln_1", ln1);
-        register_module("attn", attn);
-        register_module("ln_2", ln2);
-        register_module("mlp", mlp);
+        RegisterComponents();
     }
 
     internal Tensor Forward(Tensor x, AttentionBias bias, KeyValueCache? cache)
@@ -159,7 +157,9 @@ internal sealed class Gpt2Block : nn.Module
 internal sealed class Gpt2Attention : nn.Module
 {
     private readonly Gpt2Config config;
+    [ComponentName(Name = "c_attn")]
     private readonly Conv1D cAttn;
+    [ComponentName(Name = "c_proj")]
     private readonly Conv1D cProj;
 
     internal Gpt2Attention(Gpt2Config config, ScalarType dtype, Device device)
@@ -169,8 +169,7 @@ internal sealed class Gpt2Attention : nn.Module
         var hsz = config.HiddenSize;
         cAttn = new Conv1D(ModelHelpers.Empty(dtype, device, hsz, 3L * hsz), ModelHelpers.Empty(dtype, device, 3L * hsz));
         cProj = new Conv1D(ModelHelpers.Empty(dtype, device, hsz, hsz), ModelHelpers.Empty(dtype, device, hsz));
-        register_module("c_attn", cAttn);
-        register_module("c_proj", cProj);
+        RegisterComponents();
     }
 
     internal Tensor Forward(Tensor x, AttentionBias bias, KeyValueCache? cache, int layer, bool training)
@@ -202,7 +201,9 @@ internal sealed class Gpt2Attention : nn.Module
 /// <summary>GPT-2 MLP (<c>mlp.c_fc</c>, activation, <c>mlp.c_proj</c>).</summary>
 internal sealed class Gpt2Mlp : nn.Module
 {
+    [ComponentName(Name = "c_fc")]
     private readonly Conv1D cFc;
+    [ComponentName(Name = "c_proj")]
     private readonly Conv1D cProj;
     private readonly Func<Tensor, Tensor> act;
 
@@ -213,8 +214,7 @@ internal sealed class Gpt2Mlp : nn.Module
         cFc = new Conv1D(ModelHelpers.Empty(dtype, device, config.HiddenSize, inner), ModelHelpers.Empty(dtype, device, inner));
         cProj = new Conv1D(ModelHelpers.Empty(dtype, device, inner, config.HiddenSize), ModelHelpers.Empty(dtype, device, config.HiddenSize));
         act = Activations.Get(config.ActivationFunction);
-        register_module("c_fc", cFc);
-        register_module("c_proj", cProj);
+        RegisterComponents();
     }
 
     internal Tensor Forward(Tensor x) => cProj.forward(act(cFc.forward(x)));

@@ -1,3 +1,4 @@
+using TorchSharp.Utils;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,17 +11,17 @@ namespace Distill.Models;
 public abstract class RopeDecoderForCausalLM : CausalLM
 {
     private readonly RopeDecoderModel model;
+    [ComponentName(Name = "lm_head")]
     private readonly LinearProjection lmHead;
 
     private protected RopeDecoderForCausalLM(string name, RopeDecoderConfig config, ScalarType dtype, Device device)
         : base(name, config)
     {
         model = new RopeDecoderModel(config, dtype, device);
-        register_module("model", model);
         lmHead = config.TieWordEmbeddings
             ? LinearProjection.Tied(() => model.EmbedTokens.Weight, config.HiddenSize, config.VocabSize)
             : ModelHelpers.Linear(config.HiddenSize, config.VocabSize, false, dtype, device);
-        register_module("lm_head", lmHead);
+        RegisterComponents();
         FreezeCheckpointKeys();
     }
 

@@ -1,3 +1,4 @@
+using TorchSharp.Utils;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -10,6 +11,7 @@ namespace Distill.Models;
 internal sealed class RopeDecoderModel : nn.Module
 {
     private readonly RopeDecoderConfig config;
+    [ComponentName(Name = "embed_tokens")]
     private readonly TokenEmbedding embedTokens;
     private readonly ModuleList<RopeDecoderLayer> layers;
     private readonly RmsNorm norm;
@@ -23,9 +25,7 @@ internal sealed class RopeDecoderModel : nn.Module
         layers = new ModuleList<RopeDecoderLayer>([.. Enumerable.Range(0, config.NumHiddenLayers).Select(i => new RopeDecoderLayer(config, i, dtype, device))]);
         norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         rope = new RotaryEmbedding(config);
-        register_module("embed_tokens", embedTokens);
-        register_module("layers", layers);
-        register_module("norm", norm);
+        RegisterComponents();
     }
 
     internal TokenEmbedding EmbedTokens => embedTokens;
@@ -55,8 +55,11 @@ internal sealed class RopeDecoderModel : nn.Module
 /// <summary>One decoder layer (<c>model.layers.{i}</c>).</summary>
 internal sealed class RopeDecoderLayer : nn.Module
 {
+    [ComponentName(Name = "input_layernorm")]
     private readonly RmsNorm inputLayernorm;
+    [ComponentName(Name = "self_attn")]
     private readonly RopeAttention selfAttn;
+    [ComponentName(Name = "post_attention_layernorm")]
     private readonly RmsNorm postAttentionLayernorm;
     private readonly GatedMlp mlp;
 
@@ -67,10 +70,7 @@ internal sealed class RopeDecoderLayer : nn.Module
         selfAttn = new RopeAttention(config, layer, dtype, device);
         postAttentionLayernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         mlp = new GatedMlp(config, dtype, device);
-        register_module("self_attn", selfAttn);
-        register_module("mlp", mlp);
-        register_module("input_layernorm", inputLayernorm);
-        register_module("post_attention_layernorm", postAttentionLayernorm);
+        RegisterComponents();
     }
 
     internal Tensor Forward(Tensor x, Tensor cos, Tensor sin, AttentionBias bias, KeyValueCache? cache)
@@ -85,9 +85,13 @@ internal sealed class RopeAttention : nn.Module
 {
     private readonly RopeDecoderConfig config;
     private readonly int layer;
+    [ComponentName(Name = "q_proj")]
     private readonly LinearProjection qProj;
+    [ComponentName(Name = "k_proj")]
     private readonly LinearProjection kProj;
+    [ComponentName(Name = "v_proj")]
     private readonly LinearProjection vProj;
+    [ComponentName(Name = "o_proj")]
     private readonly LinearProjection oProj;
 
     internal RopeAttention(RopeDecoderConfig config, int layer, ScalarType dtype, Device device)
@@ -100,10 +104,7 @@ internal sealed class RopeAttention : nn.Module
         kProj = ModelHelpers.Linear(config.HiddenSize, (long)config.EffectiveNumKeyValueHeads * d, config.QkvBias, dtype, device);
         vProj = ModelHelpers.Linear(config.HiddenSize, (long)config.EffectiveNumKeyValueHeads * d, config.QkvBias, dtype, device);
         oProj = ModelHelpers.Linear((long)config.NumAttentionHeads * d, config.HiddenSize, config.OutputBias, dtype, device);
-        register_module("q_proj", qProj);
-        register_module("k_proj", kProj);
-        register_module("v_proj", vProj);
-        register_module("o_proj", oProj);
+        RegisterComponents();
     }
 
     internal Tensor Forward(Tensor x, Tensor cos, Tensor sin, AttentionBias bias, KeyValueCache? cache, bool training)
@@ -137,8 +138,11 @@ internal sealed class RopeAttention : nn.Module
 /// <summary>The gated MLP <c>down_proj(act(gate_proj(x)) · up_proj(x))</c>.</summary>
 internal sealed class GatedMlp : nn.Module
 {
+    [ComponentName(Name = "gate_proj")]
     private readonly LinearProjection gateProj;
+    [ComponentName(Name = "up_proj")]
     private readonly LinearProjection upProj;
+    [ComponentName(Name = "down_proj")]
     private readonly LinearProjection downProj;
     private readonly Func<Tensor, Tensor> act;
 
@@ -149,9 +153,7 @@ internal sealed class GatedMlp : nn.Module
         upProj = ModelHelpers.Linear(config.HiddenSize, config.IntermediateSize, config.MlpBias, dtype, device);
         downProj = ModelHelpers.Linear(config.IntermediateSize, config.HiddenSize, config.MlpBias, dtype, device);
         act = Activations.Get(config.HiddenAct);
-        register_module("gate_proj", gateProj);
-        register_module("up_proj", upProj);
-        register_module("down_proj", downProj);
+        RegisterComponents();
     }
 
     internal Tensor Forward(Tensor x) => downProj.forward(act(gateProj.forward(x)) * upProj.forward(x));
