@@ -200,4 +200,41 @@ public sealed class LoraInjectionTests
         Assert.True(e1.BitEqual(e2));
         Assert.False(torch.allclose(e1, t1));
     }
+
+    [Fact]
+    public void Inject_ModuleRegisteredUnderTwoNames_AdaptedOnceUnderFirstName()
+    {
+        using var model = new AliasedProjection();
+
+        var lora = LoraModel.Inject(model, new LoraConfig { R = 2, TargetModules = ["q_proj", "alias"] });
+
+        // PyTorch's named_modules() yields a shared module once, under its first name; PEFT adapts it once.
+        Assert.Equal(["block.q_proj"], lora.Layers.Keys);
+        Assert.Equal(2 * (3 + 5), lora.CountTrainableParameters());
+        Assert.Single(lora.GetAdapterStateDict().Keys, k => k.EndsWith("lora_A.weight", StringComparison.Ordinal));
+    }
+
+    private sealed class AliasedProjection : nn.Module<Tensor, Tensor>
+    {
+        private readonly Block block = new();
+
+        public AliasedProjection()
+            : base(nameof(AliasedProjection)) => RegisterComponents();
+
+        public override Tensor forward(Tensor x) => block.forward(x);
+
+        private sealed class Block : nn.Module<Tensor, Tensor>
+        {
+            private readonly LinearProjection q = new(3, 5);
+
+            public Block()
+                : base(nameof(Block))
+            {
+                register_module("q_proj", q);
+                register_module("alias", q);
+            }
+
+            public override Tensor forward(Tensor x) => q.forward(x);
+        }
+    }
 }
