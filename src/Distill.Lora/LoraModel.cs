@@ -162,6 +162,7 @@ public sealed partial class LoraModel
                 weightsPath);
         }
 
+        var requiresGrad = model.parameters().Select(p => (p, p.requires_grad)).ToList();
         var lora = Create(model, config, initialize: false, trainable, configPath, logger);
         var tensors = IO.SafeTensors.Load(weightsPath);
         try
@@ -170,7 +171,13 @@ public sealed partial class LoraModel
         }
         catch
         {
+            // Leave the model as it was: no adapter modules, the caller's requires_grad flags.
             lora.Unload();
+            foreach (var (p, flag) in requiresGrad)
+            {
+                p.requires_grad = flag;
+            }
+
             throw;
         }
         finally

@@ -237,4 +237,23 @@ public sealed class LoraInjectionTests
             public override Tensor forward(Tensor x) => q.forward(x);
         }
     }
+
+    [Fact]
+    public void ModelTo_AfterInject_MovesAdaptersAndKeepsThemTrainable()
+    {
+        torch.manual_seed(5);
+        using var model = new TinyLlamaLike();
+        var lora = LoraModel.Inject(model, new LoraConfig { TargetModules = ["q_proj"], InitLoraWeights = LoraInitialization.Random });
+        using var ids = Ids(model.Vocab);
+        using var before = model.forward(ids);
+
+        model.to(ScalarType.Float64);
+        using var after = model.forward(ids);
+
+        var layer = lora.Layers["model.layers.0.self_attn.q_proj"];
+        Assert.Equal(ScalarType.Float64, layer.A.dtype);
+        Assert.True(layer.A.requires_grad);
+        Assert.Equal(2 * 8 * (6 + 6), lora.CountTrainableParameters());
+        Assert.True(torch.allclose(after.to(ScalarType.Float32), before, rtol: 1e-5, atol: 1e-5));
+    }
 }
