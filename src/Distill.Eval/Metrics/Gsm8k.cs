@@ -9,8 +9,9 @@ namespace Distill.Eval.Metrics;
 public enum Gsm8kAnswerRule
 {
     /// <summary>
-    /// The text after the last <c>####</c> if the prediction has one, else the whole prediction; its last number
-    /// (<c>-?\d[\d,]*(\.\d+)?</c>, commas removed) compared numerically with the reference answer.
+    /// The first number after the last <c>####</c> if the prediction has one (GSM8K's own answer format, as the
+    /// harness's strict match), else the prediction's last number (<c>-?[0-9][0-9,]*(\.[0-9]+)?</c>, commas removed);
+    /// compared numerically with the reference answer.
     /// </summary>
     LastNumber,
 
@@ -54,7 +55,16 @@ public static partial class Gsm8k
     {
         ArgumentNullException.ThrowIfNull(prediction);
         var marker = prediction.LastIndexOf("####", StringComparison.Ordinal);
-        return LastNumber(marker >= 0 ? prediction[(marker + 4)..] : prediction) ?? (marker >= 0 ? LastNumber(prediction) : null);
+        if (marker >= 0)
+        {
+            var first = LastNumberRegex().Match(prediction, marker + 4);
+            if (first.Success)
+            {
+                return first.Value.Replace(",", string.Empty, StringComparison.Ordinal);
+            }
+        }
+
+        return LastNumber(prediction);
     }
 
     /// <summary>
