@@ -1,5 +1,6 @@
 using Distill.Eval.Evaluation;
 using Distill.Eval.Metrics;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -23,14 +24,49 @@ public static class EvalServiceCollectionExtensions
     public static IDistillBuilder AddDistillEval(this IDistillBuilder builder, Action<EvaluatorOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        var services = builder.Services;
-        var options = services.AddOptions<EvaluatorOptions>();
+        var options = builder.Services.AddOptions<EvaluatorOptions>();
         if (configure is not null)
         {
             options.Configure(configure);
         }
 
-        options.ValidateOnStart();
+        return AddEval(builder);
+    }
+
+    /// <summary>
+    /// Adds Distill.Eval as <see cref="AddDistillEval(IDistillBuilder, Action{EvaluatorOptions}?)"/> does, with
+    /// <see cref="EvaluatorOptions"/> bound from a configuration section (e.g. <c>"Distill:Eval"</c>). Lists given in the
+    /// section (<c>Seeds</c>, <c>Metrics</c>) replace the defaults instead of being appended to them.
+    /// </summary>
+    /// <param name="builder">The builder returned by <c>services.AddDistill(...)</c>.</param>
+    /// <param name="section">The section holding <c>Seeds</c>, <c>Metrics</c>, <c>BatchSize</c>, <c>StopText</c>, ...</param>
+    /// <returns>The same builder, for chaining.</returns>
+    public static IDistillBuilder AddDistillEval(this IDistillBuilder builder, IConfiguration section)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(section);
+        builder.Services.AddOptions<EvaluatorOptions>().Configure(o =>
+        {
+            section.Bind(o);
+
+            // The binder appends to pre-filled collections; take exactly what the section lists.
+            if (section.GetSection(nameof(EvaluatorOptions.Seeds)).Exists())
+            {
+                o.Seeds = section.GetSection(nameof(EvaluatorOptions.Seeds)).Get<int[]>() ?? [];
+            }
+
+            if (section.GetSection(nameof(EvaluatorOptions.Metrics)).Exists())
+            {
+                o.Metrics = section.GetSection(nameof(EvaluatorOptions.Metrics)).Get<string[]>() ?? [];
+            }
+        });
+        return AddEval(builder);
+    }
+
+    private static IDistillBuilder AddEval(IDistillBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<EvaluatorOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<EvaluatorOptions>, EvaluatorOptionsValidator>());
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IMetric, RougeLMetric>());

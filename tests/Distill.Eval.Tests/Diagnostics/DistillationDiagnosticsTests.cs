@@ -1,4 +1,5 @@
 using Distill.Eval.Diagnostics;
+using Distill.Tests.Shared;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -68,6 +69,34 @@ public sealed class DistillationDiagnosticsTests
         Assert.Equal(whole.Top1Matches, parts.Top1Matches);
         Assert.Equal(whole.TopKOverlap, parts.TopKOverlap, 12);
         Assert.Equal(whole.MeanKl, parts.MeanKl, 5);
+    }
+
+    [Fact]
+    public void Compute_OnEachDevice_MatchesCpuAndLeaksNothing()
+    {
+        torch.manual_seed(5);
+        using var student = torch.randn(3, 7, 17);
+        using var teacher = torch.randn(3, 7, 17);
+        using var labels = torch.randint(0, 17, [3, 7]);
+        labels[0, 0] = torch.tensor(-100L);
+        var expected = DistillationDiagnostics.Compute(student, teacher, labels, topK: 5);
+        foreach (var device in TestRuntime.Devices())
+        {
+            using var s = student.to(device);
+            using var t = teacher.to(device);
+            using var l = labels.to(device);
+            var before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            for (var i = 0; i < 10; i++)
+            {
+                var actual = DistillationDiagnostics.Compute(s, t, l, topK: 5);
+                Assert.Equal(20, actual.TokenCount);
+                Assert.Equal(expected.Top1Matches, actual.Top1Matches);
+                Assert.Equal(expected.TopKOverlap, actual.TopKOverlap, 12);
+                Assert.Equal(expected.MeanKl, actual.MeanKl, 4);
+            }
+
+            Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        }
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using Distill.Eval.Evaluation;
 using Distill.Eval.Metrics;
 using Distill.Tests.Shared;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -133,6 +134,29 @@ public sealed class SeededEvaluatorTests
         var evaluator = provider.GetRequiredService<SeededEvaluator>();
         Assert.Equal(["rougeL", "squad_f1", "gsm8k_accuracy"], evaluator.Metrics.Select(m => m.Name));
         Assert.Throws<KeyNotFoundException>(() => registry.Get("bleu"));
+    }
+
+    [Fact]
+    public void AddDistillEval_ConfigurationSection_ReplacesDefaultLists()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Eval:Seeds:0"] = "1",
+            ["Eval:Seeds:1"] = "2",
+            ["Eval:Metrics:0"] = "squad_f1",
+            ["Eval:BatchSize"] = "4",
+            ["Eval:StopText"] = "</s>",
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddDistill().AddDistillEval(configuration.GetSection("Eval"));
+        using var provider = services.BuildServiceProvider();
+
+        var options = provider.GetRequiredService<IOptions<EvaluatorOptions>>().Value;
+        Assert.Equal([1, 2], options.Seeds);
+        Assert.Equal(["squad_f1"], options.Metrics);
+        Assert.Equal(4, options.BatchSize);
+        Assert.Equal("</s>", options.StopText);
+        Assert.Equal([10, 20, 30, 40, 50], new EvaluatorOptions().Seeds);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using Distill.Eval.Metrics;
 using TorchSharp;
+using Distill.Tests.Shared;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -88,6 +89,26 @@ public sealed class PerplexityTests
         Assert.Equal(expected, result.TotalNll, 4);
         Assert.Equal(Math.Exp(expected / 6), result.Perplexity, 4);
         Assert.True(model.training);
+    }
+
+    [Fact]
+    public void Compute_RepeatedOverBatches_NoTensorLeak()
+    {
+        foreach (var device in TestRuntime.Devices())
+        {
+            torch.manual_seed(4);
+            using var model = new TinyLm(vocab: 9, hidden: 3);
+            model.to(device);
+            using var batch = Batch(new long[,] { { 1, 2, 3, 4 } }, new long[,] { { 2, 3, 4, -100 } }).To(device);
+            var first = Perplexity.Compute(model, [batch]);
+            var before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            for (var i = 0; i < 10; i++)
+            {
+                Assert.Equal(first.TotalNll, Perplexity.Compute(model, [batch, batch]).TotalNll / 2, 4);
+            }
+
+            Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        }
     }
 
     private static DistillationBatch Batch(long[,] ids, long[,] labels) => new()
