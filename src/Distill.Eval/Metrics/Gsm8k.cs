@@ -13,7 +13,7 @@ public enum Gsm8kAnswerRule
     /// harness's strict match), else the prediction's last number (<c>-?[0-9][0-9,]*(\.[0-9]+)?</c>, commas removed);
     /// compared numerically with the reference answer.
     /// </summary>
-    LastNumber,
+    FinalNumber,
 
     /// <summary>
     /// SDFT's <c>check_math</c>: <c>int(find_last_integer(reference)) == int(find_last_integer(prediction.strip()))</c>,
@@ -48,7 +48,7 @@ public static partial class Gsm8k
         return LastNumber(reference);
     }
 
-    /// <summary>The prediction's final number under <see cref="Gsm8kAnswerRule.LastNumber"/>.</summary>
+    /// <summary>The prediction's final number under <see cref="Gsm8kAnswerRule.FinalNumber"/>.</summary>
     /// <param name="prediction">A generated solution.</param>
     /// <returns>The number without commas, or <see langword="null"/> when there is none.</returns>
     public static string? ExtractPredictedAnswer(string prediction)
@@ -107,13 +107,13 @@ public static partial class Gsm8k
     /// <param name="reference">The reference answer (GSM8K <c>#### N</c> format or SDFT's "The answer is N.").</param>
     /// <param name="rule">The extraction rule.</param>
     /// <returns><see langword="true"/> when the answers agree.</returns>
-    public static bool IsCorrect(string prediction, string reference, Gsm8kAnswerRule rule = Gsm8kAnswerRule.LastNumber)
+    public static bool IsCorrect(string prediction, string reference, Gsm8kAnswerRule rule = Gsm8kAnswerRule.FinalNumber)
     {
         ArgumentNullException.ThrowIfNull(prediction);
         ArgumentNullException.ThrowIfNull(reference);
         switch (rule)
         {
-            case Gsm8kAnswerRule.LastNumber:
+            case Gsm8kAnswerRule.FinalNumber:
                 var expected = ExtractReferenceAnswer(reference);
                 var actual = ExtractPredictedAnswer(prediction);
                 if (expected is null || actual is null)
@@ -213,8 +213,8 @@ public static partial class Gsm8k
 }
 
 /// <summary>The <c>gsm8k_accuracy</c> metric: 1 when the final answer matches any reference, else 0.</summary>
-/// <param name="rule">How the final answer is read (default <see cref="Gsm8kAnswerRule.LastNumber"/>).</param>
-public sealed class Gsm8kAccuracyMetric(Gsm8kAnswerRule rule = Gsm8kAnswerRule.LastNumber) : IMetric
+/// <param name="rule">How the final answer is read (default <see cref="Gsm8kAnswerRule.FinalNumber"/>).</param>
+public sealed class Gsm8kAccuracyMetric(Gsm8kAnswerRule rule = Gsm8kAnswerRule.FinalNumber) : IMetric
 {
     /// <summary>The registered name, <c>gsm8k_accuracy</c>.</summary>
     public const string MetricName = "gsm8k_accuracy";

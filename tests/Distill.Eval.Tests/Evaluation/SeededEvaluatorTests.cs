@@ -46,6 +46,17 @@ public sealed class SeededEvaluatorTests
     }
 
     [Fact]
+    public void Evaluate_WithProgress_ReportsEveryBatch()
+    {
+        var reports = new List<EvaluationProgress>();
+        var evaluator = new SeededEvaluator([new RougeLMetric()], new EvaluatorOptions { Seeds = [10, 20], BatchSize = 2 });
+        evaluator.Evaluate(Dataset, Generate, progress: new SyncProgress(reports.Add));
+        Assert.Equal([(10, 2), (10, 3), (20, 2), (20, 3)], reports.Select(r => (r.Seed, r.ExamplesDone)));
+        Assert.Equal(1.0, reports[^1].Fraction, 12);
+        Assert.Equal(1.0 / 3.0, reports[0].Fraction, 12); // (0 + 2/3) / 2
+    }
+
+    [Fact]
     public void Evaluate_SampleStd_UsesNMinusOne()
     {
         var evaluator = new SeededEvaluator([new RougeLMetric()], new EvaluatorOptions { Seeds = [10, 20], SampleStandardDeviation = true });
@@ -167,5 +178,11 @@ public sealed class SeededEvaluatorTests
         using var provider = services.BuildServiceProvider();
         var ex = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<EvaluatorOptions>>().Value);
         Assert.Contains("distinct", ex.Message, StringComparison.Ordinal);
+    }
+
+    // Progress<T> posts to the thread pool; the test needs the reports synchronously.
+    private sealed class SyncProgress(Action<EvaluationProgress> report) : IProgress<EvaluationProgress>
+    {
+        public void Report(EvaluationProgress value) => report(value);
     }
 }

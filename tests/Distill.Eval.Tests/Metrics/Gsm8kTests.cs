@@ -28,7 +28,7 @@ public sealed class Gsm8kTests
     [InlineData("-5 degrees", "#### -5", true)]
     [InlineData("no idea", "#### 3", false)]
     [InlineData("The answer is 3", "3", true)]
-    public void LastNumberRule_Cases_MatchHandDerivation(string prediction, string reference, bool expected) =>
+    public void FinalNumberRule_Cases_MatchHandDerivation(string prediction, string reference, bool expected) =>
         Assert.Equal(expected, Gsm8k.IsCorrect(prediction, reference));
 
     [Fact]
