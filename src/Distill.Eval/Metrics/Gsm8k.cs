@@ -30,8 +30,8 @@ public static partial class Gsm8k
     public const string InvalidInteger = "-999999999";
 
     /// <summary>
-    /// The reference's final answer: the text after the last <c>####</c> (GSM8K's answer format), trimmed and without
-    /// thousands commas; for a reference without <c>####</c>, its last number.
+    /// The reference's final answer: the first number after the last <c>####</c> (GSM8K's answer format; the trimmed
+    /// text there if it holds no number), without thousands commas; for a reference without <c>####</c>, its last number.
     /// </summary>
     /// <param name="reference">A GSM8K answer field (worked solution ending in <c>#### N</c>) or a bare answer.</param>
     /// <returns>The answer text, or <see langword="null"/> when the reference holds no answer.</returns>
@@ -41,7 +41,10 @@ public static partial class Gsm8k
         var marker = reference.LastIndexOf("####", StringComparison.Ordinal);
         if (marker >= 0)
         {
-            var answer = reference[(marker + 4)..].Trim().Replace(",", string.Empty, StringComparison.Ordinal);
+            // GSM8K writes "#### 1,200"; take the first number there, or the raw text when it is not numeric.
+            var first = LastNumberRegex().Match(reference, marker + 4);
+            var answer = first.Success ? first.Value : reference[(marker + 4)..].Trim();
+            answer = answer.Replace(",", string.Empty, StringComparison.Ordinal);
             return answer.Length > 0 ? answer : null;
         }
 

@@ -171,6 +171,29 @@ public sealed class SeededEvaluatorTests
     }
 
     [Fact]
+    public void AddDistillEval_CustomMetric_IsFoundByName()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<IMetric, LengthMetric>();
+        services.AddDistill().AddDistillEval(o => o.Metrics = ["length_ratio", "rougeL"]);
+        using var provider = services.BuildServiceProvider();
+
+        var report = provider.GetRequiredService<SeededEvaluator>().Evaluate(Dataset, Generate);
+
+        // Seed 10 reproduces each reference (ratio 1), the other seeds answer "zzz": 3 / len(reference) each, capped at 1.
+        var perSeed = report.Metrics["length_ratio"].PerSeed;
+        Assert.Equal(100.0, perSeed[0], 12);
+        Assert.Equal(100.0 * ((3.0 / 8) + (3.0 / 5) + (3.0 / 22)) / 3, perSeed[1], 12);
+    }
+
+    private sealed class LengthMetric : IMetric
+    {
+        public string Name => "length_ratio";
+
+        public double Score(string prediction, IReadOnlyList<string> references) => Math.Min(1.0, (double)prediction.Length / references[0].Length);
+    }
+
+    [Fact]
     public void AddDistillEval_InvalidOptions_FailsValidation()
     {
         var services = new ServiceCollection();
