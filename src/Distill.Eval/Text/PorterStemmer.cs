@@ -82,7 +82,8 @@ public sealed class PorterStemmer
 
     private static bool IsVowelLetter(char c) => c is 'a' or 'e' or 'i' or 'o' or 'u';
 
-    // A consonant is a letter other than a, e, i, o, u, and other than y preceded by a consonant.
+    // A consonant is a letter other than a, e, i, o, u, and other than y preceded by a consonant. NLTK recurses through
+    // runs of y; this walks back over the run instead, so a degenerate token of many y's cannot overflow the stack.
     private static bool IsConsonant(string word, int i)
     {
         var c = word[i];
@@ -91,20 +92,38 @@ public sealed class PorterStemmer
             return false;
         }
 
-        // y is a consonant at the start of a word or after a vowel.
-        return c != 'y' || i == 0 || !IsConsonant(word, i - 1);
+        if (c != 'y')
+        {
+            return true;
+        }
+
+        // word[start..i] is a run of y's. A y at 0 is a consonant; each following y flips the answer.
+        var start = i;
+        while (start > 0 && word[start - 1] == 'y')
+        {
+            start--;
+        }
+
+        var runLength = i - start; // y's before position i within the run
+        var first = start == 0 || !IsConsonant(word, start - 1); // word[start - 1] is not 'y': no further recursion
+        return runLength % 2 == 0 ? first : !first;
     }
 
-    // m in [C](VC){m}[V]: the number of "vc" transitions in the consonant/vowel pattern of the stem.
+    // m in [C](VC){m}[V]: the number of "vc" transitions in the consonant/vowel pattern of the stem (one O(n) pass).
     private static int Measure(string stem)
     {
         var m = 0;
-        for (var i = 0; i + 1 < stem.Length; i++)
+        var previousIsConsonant = true;
+        for (var i = 0; i < stem.Length; i++)
         {
-            if (!IsConsonant(stem, i) && IsConsonant(stem, i + 1))
+            var c = stem[i];
+            var isConsonant = !IsVowelLetter(c) && (c != 'y' || i == 0 || !previousIsConsonant);
+            if (isConsonant && i > 0 && !previousIsConsonant)
             {
                 m++;
             }
+
+            previousIsConsonant = isConsonant;
         }
 
         return m;
@@ -116,9 +135,12 @@ public sealed class PorterStemmer
 
     private static bool ContainsVowel(string stem)
     {
+        var previousIsConsonant = true;
         for (var i = 0; i < stem.Length; i++)
         {
-            if (!IsConsonant(stem, i))
+            var c = stem[i];
+            previousIsConsonant = !IsVowelLetter(c) && (c != 'y' || i == 0 || !previousIsConsonant);
+            if (!previousIsConsonant)
             {
                 return true;
             }
