@@ -19,7 +19,7 @@ namespace Distill.Eval.Evaluation;
 /// </remarks>
 public sealed class SeededEvaluator
 {
-    private readonly EvaluatorOptions _options;
+    private readonly EvaluatorOptions _options; // a snapshot: later changes to the caller's options have no effect
     private readonly ILogger _logger;
 
     /// <summary>Creates an evaluator over explicit metrics.</summary>
@@ -50,7 +50,17 @@ public sealed class SeededEvaluator
         }
 
         Metrics = list;
-        _options = options;
+        _options = new EvaluatorOptions
+        {
+            Seeds = [.. options.Seeds],
+            Metrics = [.. list.Select(m => m.Name)],
+            BatchSize = options.BatchSize,
+            StopText = options.StopText,
+            Strip = options.Strip,
+            ScoreScale = options.ScoreScale,
+            SampleStandardDeviation = options.SampleStandardDeviation,
+            Gsm8kRule = options.Gsm8kRule,
+        };
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 

@@ -82,6 +82,23 @@ public sealed class SeededEvaluatorTests
     }
 
     [Fact]
+    public void Constructor_InvalidOptions_ThrowsNamingOption()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new SeededEvaluator([new RougeLMetric()], new EvaluatorOptions { BatchSize = 0 }));
+        Assert.Contains("BatchSize", ex.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => new SeededEvaluator([new RougeLMetric(), new RougeLMetric()], new EvaluatorOptions()));
+    }
+
+    [Fact]
+    public void Evaluate_OptionsChangedAfterConstruction_UsesSnapshot()
+    {
+        var options = new EvaluatorOptions { Seeds = [10] };
+        var evaluator = new SeededEvaluator([new RougeLMetric()], options);
+        options.Seeds.Add(20);
+        Assert.Equal([10], evaluator.Evaluate(Dataset, Generate).Seeds);
+    }
+
+    [Fact]
     public void Evaluate_Cancelled_Throws()
     {
         var evaluator = new SeededEvaluator([new RougeLMetric()], new EvaluatorOptions());
