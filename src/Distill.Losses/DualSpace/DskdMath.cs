@@ -20,46 +20,39 @@ internal static class DskdMath
     internal const double NegativeFill = -100000.0;
 
     /// <summary>
-    /// DSKD's <c>compute_cross_entropy_loss</c>: <c>Σ_{labels ≠ −100} −log_softmax(z)[label]</c> in float32, with NaN/±inf logits read as 0.
+    /// DSKD's <c>compute_cross_entropy_loss</c> summed: <c>Σ_{labels ≠ −100} −log_softmax(z)[label]</c> in float32
+    /// (<see cref="CrossEntropy.PerToken"/>, masked sum).
     /// </summary>
     /// <param name="logits">[B, L, V] any float dtype.</param>
     /// <param name="labels">[B, L] int64, −100 = ignored.</param>
     /// <returns>A float32 scalar.</returns>
     /// <remarks>
-    /// The official code zeroes NaN/inf logits <b>in place</b>, which also changes any later use of the same tensor; here the
-    /// input is left untouched (only this term sees the zeros).
+    /// The official code first zeroes NaN/±inf logits <b>in place</b> (which also changes any later use of the same tensor);
+    /// that guard is not reproduced: the losses package reports non-finite logits instead.
     /// </remarks>
     internal static Tensor CrossEntropySum(Tensor logits, Tensor labels)
     {
         using var scope = NewDisposeScope();
-        var mask = TokenReduction.ValidMask(labels);
-        var target = where(mask, labels, zeros_like(labels)).unsqueeze(-1); // −100 → 0 before gather, masked below
-        var bad = logits.isnan().logical_or(logits.isinf());
-        var clean = logits.masked_fill(bad, 0.0);
-        var nll = -clean.log_softmax(-1, ScalarType.Float32).gather(-1, target).squeeze(-1);
-        return TokenReduction.MaskedSum(nll, mask).MoveToOuterDisposeScope();
+        return TokenReduction.MaskedSum(CrossEntropy.PerToken(logits, labels), TokenReduction.ValidMask(labels)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// DSKD's <c>compute_forward_kl_divergence</c>, summed over <paramref name="mask"/>:
-    /// <c>Σ_v p·(log p − log q)</c> with <c>p = softmax(z_t/T)</c>, <c>q = softmax(z_s/T)</c>, both logs from log_softmax (no log 0),
-    /// and vocabulary entries where the student logit is ±inf zeroed. KL(p_teacher ‖ q_student).
+    /// DSKD's <c>compute_forward_kl_divergence</c> with <c>reduction="sum"</c> over <paramref name="mask"/>:
+    /// Σ_v p·(log p − log q), p = softmax(z_t/T), q = softmax(z_s/T), KL(p_teacher ‖ q_student) (<see cref="ForwardKl.PerToken(Tensor, Tensor, double)"/>).
     /// </summary>
     /// <param name="studentLogits">[.., V].</param>
     /// <param name="teacherLogits">[.., V].</param>
     /// <param name="mask">[..] bool.</param>
     /// <param name="temperature">T.</param>
     /// <returns>A float32 scalar.</returns>
-    internal static Tensor ForwardKlSum(Tensor studentLogits, Tensor teacherLogits, Tensor mask, double temperature)
+    internal static Tensor ForwardKlSum(Tensor studentLogits, Tensor teacherLogits, Tensor mask, double temperature) =>
+        Masked(ForwardKl.PerToken(studentLogits, teacherLogits, temperature), mask);
+
+    /// <summary>Masked float32 sum of a per-token tensor (disposes nothing the caller owns).</summary>
+    internal static Tensor Masked(Tensor perToken, Tensor mask)
     {
         using var scope = NewDisposeScope();
-        var s = studentLogits / temperature;
-        var t = teacherLogits / temperature;
-        var lq = s.log_softmax(-1, ScalarType.Float32);
-        var lp = t.log_softmax(-1, ScalarType.Float32);
-        var p = lp.exp();
-        var kl = (p * (lp - lq)).masked_fill(s.isinf(), 0.0).sum(-1); // [..]
-        return TokenReduction.MaskedSum(kl, mask).MoveToOuterDisposeScope();
+        return TokenReduction.MaskedSum(perToken, mask).MoveToOuterDisposeScope();
     }
 
     /// <summary>The number of positions with label ≠ −100, as a host value.</summary>

@@ -31,6 +31,29 @@ public sealed class DskdTests
         DualSpaceFixtures.AssertProjectorGrads(p + ".grad", objective.Projectors, withQuery: false);
     }
 
+    [Theory]
+    [InlineData("forward_kl")]
+    [InlineData("reverse_kl")]
+    [InlineData("js_divergence")]
+    [InlineData("skewed_forward_kl")]
+    [InlineData("skewed_reverse_kl")]
+    [InlineData("adaptive_kl")]
+    public void Compute_EachDskdDistance_MatchesOfficialLossAndStudentGradient(string distance)
+    {
+        using var scope = NewDisposeScope();
+        var (objective, context, zs, _) = Build(distance);
+
+        var result = objective.Compute(context);
+        result.LossSum.backward();
+
+        // Only the student-space term changes with --kd-objective; s2t_kd stays forward KL (DSKD v1).
+        var p = "dskd." + distance;
+        CrossTokGoldens.AssertScalar(p + ".t2s_kd", result.Metrics["t2s_kd"]);
+        CrossTokGoldens.AssertScalar(p + ".s2t_kd", result.Metrics["s2t_kd"]);
+        CrossTokGoldens.AssertScalar(p + ".loss", result.LossSum);
+        CrossTokGoldens.AssertClose(p + ".grad.student_logits", zs.grad!);
+    }
+
     [Fact]
     public void Compute_Backward_ProjectorsReceiveGradientsOnlyFromTheirOwnTerms()
     {
