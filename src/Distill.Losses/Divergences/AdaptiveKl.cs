@@ -25,26 +25,30 @@ public static class AdaptiveKl
         ArgumentNullException.ThrowIfNull(studentLogits);
         ArgumentNullException.ThrowIfNull(teacherLogits);
         using var scope = NewDisposeScope();
-        Tensor gHead, gTail;
-        using (no_grad())
-        {
-            var q = LossMath.Scale(studentLogits, temperature).softmax(-1);
-            var p = LossMath.Scale(teacherLogits, temperature).softmax(-1);
-            var (sortedP, idx) = p.sort(-1);
-            var sortedQ = q.gather(-1, idx);
-            var gap = (sortedP - sortedQ).abs();
-            var tail = sortedP.cumsum(-1).le(alpha).to(sortedP.dtype);
-            gHead = (gap * (1 - tail)).sum(-1);
-            gTail = (gap * tail).sum(-1);
-        }
-
-        var total = gHead + gTail;
-        var positive = total.gt(0);
-        var safeTotal = total.masked_fill(positive.logical_not(), 1.0);
-        var wHead = where(positive, gHead / safeTotal, full_like(total, 0.5));
-        var wTail = where(positive, gTail / safeTotal, full_like(total, 0.5));
+        var (wHead, wTail) = Weights(studentLogits, teacherLogits, alpha, temperature);
         var fkl = ForwardKl.PerToken(studentLogits, teacherLogits, temperature);
         var rkl = ReverseKl.PerToken(studentLogits, teacherLogits, temperature);
         return (wHead * fkl + wTail * rkl).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The detached head and tail weights of AKL, each [...]: g_head/(g_head+g_tail) and g_tail/(g_head+g_tail) (½, ½ where p = q).</summary>
+    internal static (Tensor Head, Tensor Tail) Weights(Tensor studentLogits, Tensor teacherLogits, double alpha, double temperature)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var q = LossMath.Scale(studentLogits, temperature).softmax(-1);
+        var p = LossMath.Scale(teacherLogits, temperature).softmax(-1);
+        var (sortedP, idx) = p.sort(-1);                                   // ascending, as DSKD
+        var sortedQ = q.gather(-1, idx);
+        var gap = (sortedP - sortedQ).abs();
+        var tail = sortedP.cumsum(-1).le(alpha).to(sortedP.dtype);        // smallest tokens with cumulative mass ≤ α
+        var gHead = (gap * (1 - tail)).sum(-1);
+        var gTail = (gap * tail).sum(-1);
+        var total = gHead + gTail;
+        var positive = total.gt(0);
+        var safeTotal = total.masked_fill(positive.logical_not(), 1.0);
+        var head = where(positive, gHead / safeTotal, full_like(total, 0.5));
+        var tailWeight = where(positive, gTail / safeTotal, full_like(total, 0.5));
+        return (head.MoveToOuterDisposeScope(), tailWeight.MoveToOuterDisposeScope());
     }
 }

@@ -65,6 +65,6 @@ public static class SkewKl
             return logA;
         }
 
-        return stack([logA + Math.Log(lambda), logB + Math.Log(1 - lambda)]).logsumexp(0);
+        return stack([logA + Math.Log(lambda), logB + Math.Log(1 - lambda)]).logsumexp(0L);
     }
 }

@@ -73,7 +73,9 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             throw new ArgumentException($"Fused kernel: labels must be [N] = [{hidden.shape[0]}], got [{string.Join(", ", labels.shape)}].");
         }
 
-        var args = new Arguments(teacher, divergence, chunkSize, finiteCheck);
+        // Gradients are computed only when autograd will call backward (grad mode on and a differentiable input).
+        var withGrad = is_grad_enabled() && (hidden.requires_grad || weight.requires_grad || (bias?.requires_grad ?? false));
+        var args = new Arguments(teacher, divergence, chunkSize, finiteCheck, withGrad);
         // Tensors are passed as variables (null for an absent bias); the configuration travels as one non-tensor argument.
         return apply(hidden, weight, bias!, labels, args);
     }
@@ -89,9 +91,9 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
         var labels = (Tensor)vars[3];
         var args = (Arguments)vars[4];
         long n = hidden.shape[0], vocab = weight.shape[0];
-        var wantH = hidden.requires_grad;
-        var wantW = weight.requires_grad;
-        var wantB = bias is not null && bias.requires_grad;
+        var wantH = args.WithGrad && hidden.requires_grad;
+        var wantW = args.WithGrad && weight.requires_grad;
+        var wantB = args.WithGrad && bias is not null && bias.requires_grad;
 
         using var scope = NewDisposeScope();
         var gradH = wantH ? empty_like(hidden) : null;
@@ -112,6 +114,12 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
                 throw new InvalidOperationException("Fused kernel: the divergence needs the teacher, but neither teacher logits nor teacher hidden states + lm_head were given.");
             }
 
+            if (!args.WithGrad)
+            {
+                loss.add_(args.Divergence.Sum(s, t, y));
+                continue;
+            }
+
             Tensor sum, g;
             if (!args.Divergence.TrySumAndGradient(s, t, y, out sum, out g))
             {
@@ -130,14 +138,18 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             }
 
             gradW?.add_(g.t().mm(h).to(ScalarType.Float32));                           // dL/dW += gᵀ·h
-            gradB?.add_(g.sum(0).to(ScalarType.Float32));
+            gradB?.add_(g.sum(dim: 0L).to(ScalarType.Float32));
         }
 
-        ctx.save_data("grads", new SavedGrads(
-            gradH?.MoveToOuterDisposeScope(),
-            gradW?.to(weight.dtype).MoveToOuterDisposeScope(),
-            gradB?.to(bias!.dtype).MoveToOuterDisposeScope(),
-            args.Teacher));
+        if (args.WithGrad)
+        {
+            // Owned by the context (not by any dispose scope) until backward hands them to autograd and frees them.
+            ctx.save_data("grads", new SavedGrads(
+                gradH?.DetachFromDisposeScope(),
+                gradW?.to(weight.dtype).DetachFromDisposeScope(),
+                gradB?.to(bias!.dtype).DetachFromDisposeScope()));
+        }
+
         return loss.MoveToOuterDisposeScope();
     }
 
@@ -149,16 +161,18 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
         var saved = (SavedGrads)ctx.get_data("grads");
         // Like Liger: skip the scaling when the incoming gradient is exactly 1 (the usual loss.backward()).
         var one = grad_output.to(ScalarType.Float32).item<float>() == 1f;
-        Tensor? Scale(Tensor? g) => g is null ? null : one ? g : g * grad_output.to(g.dtype);
+        // The returned tensors are new handles created here (in the caller's step scope when backward runs on its thread);
+        // the context's own handles are released at once, so nothing outlives the step.
+        Tensor? Scale(Tensor? g) => g is null ? null : one ? g.alias() : g * grad_output.to(g.dtype);
         var result = new List<Tensor> { Scale(saved.Hidden)!, Scale(saved.Weight)!, Scale(saved.Bias)!, null!, null! };
-        saved.Release();
+        saved.Dispose();
         return result;
     }
 
-    private sealed record Arguments(TeacherSource Teacher, ChunkDivergence Divergence, int ChunkSize, Action<Tensor, long>? FiniteCheck);
+    private sealed record Arguments(TeacherSource Teacher, ChunkDivergence Divergence, int ChunkSize, Action<Tensor, long>? FiniteCheck, bool WithGrad);
 
-    /// <summary>The gradients computed in forward; held as data (not saved variables) and released after backward.</summary>
-    private sealed class SavedGrads(Tensor? hidden, Tensor? weight, Tensor? bias, TeacherSource teacher)
+    /// <summary>The gradients computed in forward; held as context data (not saved variables) and disposed in backward.</summary>
+    private sealed class SavedGrads(Tensor? hidden, Tensor? weight, Tensor? bias) : IDisposable
     {
         public Tensor? Hidden { get; private set; } = hidden;
 
@@ -166,10 +180,11 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
 
         public Tensor? Bias { get; private set; } = bias;
 
-        public TeacherSource Teacher { get; } = teacher;
-
-        public void Release()
+        public void Dispose()
         {
+            Hidden?.Dispose();
+            Weight?.Dispose();
+            Bias?.Dispose();
             Hidden = Weight = Bias = null;
         }
     }
