@@ -115,8 +115,26 @@ public static class SpanAligner
             int gi = i, gj = j;
             var endS = student[i++].End;
             var endT = teacher[j++].End;
-            while (endS != endT)
+            while (true)
             {
+                // Tokens holding the other bytes of a character already covered overlap the group: take them too.
+                if (endS == endT)
+                {
+                    if (i < student.Count && student[i].Length > 0 && student[i].Start < endS)
+                    {
+                        endS = Math.Max(endS, student[i++].End);
+                        continue;
+                    }
+
+                    if (j < teacher.Count && teacher[j].Length > 0 && teacher[j].Start < endT)
+                    {
+                        endT = Math.Max(endT, teacher[j++].End);
+                        continue;
+                    }
+
+                    break;
+                }
+
                 // Grow the side that ends first; stop when it has no more text tokens (truncated sequences).
                 if (endS < endT)
                 {
