@@ -1,0 +1,277 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace Distill.Data;
+
+/// <summary>
+/// Reads JSON Lines (one object per line, streamed) or JSON array files of instruction, prompt/output, QA and math
+/// examples. Malformed rows raise <see cref="InvalidDataException"/> naming the file and the line (JSONL) or the element
+/// index (JSON array).
+/// </summary>
+public static class JsonDatasetReader
+{
+    /// <summary>
+    /// Reads instruction rows: <c>instruction</c> (required), <c>input</c> or <c>context</c> (optional), <c>output</c> or
+    /// <c>response</c> (a string, or a list whose first element is used); an optional <c>task</c>.
+    /// </summary>
+    /// <param name="path">A .jsonl or .json file.</param>
+    /// <returns>The examples, streamed.</returns>
+    public static IEnumerable<InstructionExample> ReadInstructions(string path)
+    {
+        foreach (var row in ReadRows(path))
+        {
+            yield return ParseInstruction(row);
+        }
+    }
+
+    /// <summary>
+    /// Reads rows ready for tokenisation: <c>prompt</c> + <c>output</c> rows (DSKD's format; <c>output</c> may be a list of
+    /// references, the first is the training target) are taken as they are; <c>instruction</c> rows are rendered with
+    /// <paramref name="template"/>.
+    /// </summary>
+    /// <param name="path">A .jsonl or .json file.</param>
+    /// <param name="template">The template for instruction rows; null makes instruction rows an error.</param>
+    /// <returns>The examples, streamed.</returns>
+    public static IEnumerable<TextExample> ReadTextExamples(string path, InstructionTemplate? template = null)
+    {
+        foreach (var row in ReadRows(path))
+        {
+            if (row.Element.TryGetProperty("prompt", out var prompt))
+            {
+                if (prompt.ValueKind != JsonValueKind.String)
+                {
+                    throw row.Error("'prompt' must be a string");
+                }
+
+                var references = Outputs(row, "output", "response");
+                yield return new TextExample(prompt.GetString()!, references[0]) { References = references };
+            }
+            else if (row.Element.TryGetProperty("instruction", out _))
+            {
+                if (template is null)
+                {
+                    throw row.Error("has 'instruction' but no prompt template was given");
+                }
+
+                var example = ParseInstruction(row);
+                var references = Outputs(row, "output", "response");
+                yield return template.Apply(example) with { References = [.. references.Select(r => template.ResponsePrefix + r)] };
+            }
+            else
+            {
+                throw row.Error("needs 'prompt' + 'output' or 'instruction' + 'output'");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads QA rows: <c>context</c>, <c>question</c>, and <c>answers</c> as a list of strings, a SQuAD object
+    /// (<c>{"text": [...], "answer_start": [...]}</c>) or a single <c>answer</c> string.
+    /// </summary>
+    /// <param name="path">A .jsonl or .json file.</param>
+    /// <returns>The examples, streamed.</returns>
+    public static IEnumerable<QaExample> ReadQa(string path)
+    {
+        foreach (var row in ReadRows(path))
+        {
+            var context = RequiredString(row, "context");
+            var question = RequiredString(row, "question");
+            List<string> answers;
+            if (row.Element.TryGetProperty("answers", out var a))
+            {
+                answers = a.ValueKind switch
+                {
+                    JsonValueKind.Array => StringList(row, a, "answers"),
+                    JsonValueKind.Object when a.TryGetProperty("text", out var text) => StringList(row, text, "answers.text"),
+                    JsonValueKind.String => [a.GetString()!],
+                    _ => throw row.Error("'answers' must be a list of strings or {\"text\": [...]}"),
+                };
+            }
+            else
+            {
+                answers = [RequiredString(row, "answer")];
+            }
+
+            if (answers.Count == 0)
+            {
+                throw row.Error("has no answers");
+            }
+
+            yield return new QaExample(context, question, answers);
+        }
+    }
+
+    /// <summary>Reads GSM8K-style rows: <c>question</c> and <c>answer</c>, whose final answer follows the last <c>####</c>.</summary>
+    /// <param name="path">A .jsonl or .json file.</param>
+    /// <returns>The examples, streamed.</returns>
+    public static IEnumerable<MathExample> ReadMath(string path)
+    {
+        foreach (var row in ReadRows(path))
+        {
+            var question = RequiredString(row, "question");
+            var answer = RequiredString(row, "answer");
+            var final = ExtractFinalAnswer(answer) ?? throw row.Error("'answer' has no '####' final answer");
+            yield return new MathExample(question, answer, final);
+        }
+    }
+
+    /// <summary>Returns the text after the last <c>####</c>, trimmed, with thousands separators removed; null when there is no marker.</summary>
+    /// <param name="solution">A GSM8K solution.</param>
+    /// <returns>The final answer, or null.</returns>
+    public static string? ExtractFinalAnswer(string solution)
+    {
+        ArgumentNullException.ThrowIfNull(solution);
+        var index = solution.LastIndexOf("####", StringComparison.Ordinal);
+        return index < 0 ? null : solution[(index + 4)..].Trim().Replace(",", string.Empty, StringComparison.Ordinal);
+    }
+
+    /// <summary>Streams the objects of a JSONL file (blank lines skipped) or of a JSON array file.</summary>
+    internal static IEnumerable<Row> ReadRows(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"Dataset file '{path}' does not exist.", path);
+        }
+
+        return ReadRows(() => File.OpenRead(path), path);
+    }
+
+    internal static IEnumerable<Row> ReadRows(Func<Stream> open, string source)
+    {
+        using var stream = open();
+        using var reader = new StreamReader(stream);
+        var first = SkipWhitespacePeek(reader);
+        if (first == '[')
+        {
+            foreach (var row in ReadArray(reader, source))
+            {
+                yield return row;
+            }
+
+            yield break;
+        }
+
+        var lineNumber = 0;
+        while (reader.ReadLine() is { } line)
+        {
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+
+            JsonElement element;
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                element = doc.RootElement.Clone();
+            }
+            catch (JsonException ex)
+            {
+                throw new InvalidDataException($"{source}:{lineNumber}: invalid JSON ({ex.Message}).", ex);
+            }
+
+            if (element.ValueKind != JsonValueKind.Object)
+            {
+                throw new InvalidDataException($"{source}:{lineNumber}: expected a JSON object, got {element.ValueKind}.");
+            }
+
+            yield return new Row(element, source, lineNumber.ToString(CultureInfo.InvariantCulture));
+        }
+    }
+
+    private static IEnumerable<Row> ReadArray(StreamReader reader, string source)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(reader.ReadToEnd());
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"{source}: invalid JSON ({ex.Message}).", ex);
+        }
+
+        using (doc)
+        {
+            var index = 0;
+            foreach (var element in doc.RootElement.EnumerateArray())
+            {
+                if (element.ValueKind != JsonValueKind.Object)
+                {
+                    throw new InvalidDataException($"{source}: element [{index}]: expected a JSON object, got {element.ValueKind}.");
+                }
+
+                yield return new Row(element.Clone(), source, "[" + index.ToString(CultureInfo.InvariantCulture) + "]");
+                index++;
+            }
+        }
+    }
+
+    private static int SkipWhitespacePeek(StreamReader reader)
+    {
+        // Peek past leading whitespace without consuming a JSONL line's content.
+        while (reader.Peek() is var c && c >= 0 && char.IsWhiteSpace((char)c) && c != '\n')
+        {
+            reader.Read();
+        }
+
+        return reader.Peek();
+    }
+
+    private static InstructionExample ParseInstruction(Row row)
+    {
+        var instruction = RequiredString(row, "instruction");
+        var input = OptionalString(row, "input") ?? OptionalString(row, "context") ?? string.Empty;
+        var output = Outputs(row, "output", "response")[0];
+        return new InstructionExample(instruction, input, output) { Task = OptionalString(row, "task") };
+    }
+
+    private static List<string> Outputs(Row row, string key, string alternative)
+    {
+        if (!row.Element.TryGetProperty(key, out var value) && !row.Element.TryGetProperty(alternative, out value))
+        {
+            throw row.Error($"missing '{key}'");
+        }
+
+        var list = value.ValueKind switch
+        {
+            JsonValueKind.String => [value.GetString()!],
+            JsonValueKind.Array => StringList(row, value, key),
+            _ => throw row.Error($"'{key}' must be a string or a list of strings"),
+        };
+        return list.Count > 0 ? list : throw row.Error($"'{key}' is an empty list");
+    }
+
+    private static List<string> StringList(Row row, JsonElement array, string key)
+    {
+        var list = new List<string>();
+        foreach (var item in array.EnumerateArray())
+        {
+            list.Add(item.ValueKind == JsonValueKind.String ? item.GetString()! : throw row.Error($"'{key}' must contain only strings"));
+        }
+
+        return list;
+    }
+
+    private static string RequiredString(Row row, string key) =>
+        OptionalString(row, key) ?? throw row.Error($"missing string '{key}'");
+
+    private static string? OptionalString(Row row, string key)
+    {
+        if (!row.Element.TryGetProperty(key, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw row.Error($"'{key}' must be a string");
+    }
+
+    /// <summary>One object read from a dataset file, with where it came from.</summary>
+    internal readonly record struct Row(JsonElement Element, string Source, string Location)
+    {
+        public InvalidDataException Error(string message) =>
+            new($"{Source}:{Location}: {message}.");
+    }
+}
