@@ -15,7 +15,8 @@ public static class AutoCausalLM
     /// <param name="dir">The model folder.</param>
     /// <param name="dtype">Parameter dtype; <see langword="null"/> = float32 (transformers' default, whatever the checkpoint stores).</param>
     /// <param name="device">Target device; <see langword="null"/> = CPU.</param>
-    /// <param name="strict">When true (the default), missing, unexpected and shape-mismatched tensors are all listed in one <see cref="InvalidDataException"/>.</param>
+    /// <param name="strict">When true (the default), missing, unexpected and shape-mismatched tensors are all listed in one
+    /// <see cref="InvalidDataException"/>; when false they are skipped and the parameters they would fill keep a seed-0 random init.</param>
     /// <returns>The model, in eval mode.</returns>
     /// <exception cref="InvalidDataException">The checkpoint does not match the architecture (strict), or a file is corrupt.</exception>
     /// <exception cref="NotSupportedException">Unsupported <c>model_type</c>.</exception>
@@ -26,6 +27,13 @@ public static class AutoCausalLM
         var model = Create(config, dtype ?? ScalarType.Float32, device ?? torch.CPU);
         try
         {
+            if (!strict)
+            {
+                // Tensors the checkpoint lacks keep transformers-style random values rather than uninitialised memory.
+                using var generator = new Generator(0);
+                model.InitializeWeights(generator);
+            }
+
             LoadWeights(model, dir, strict);
             var generationConfig = Path.Combine(dir, "generation_config.json");
             if (File.Exists(generationConfig))
@@ -115,6 +123,7 @@ public static class AutoCausalLM
                 if (!target.shape.SequenceEqual(info.Shape))
                 {
                     mismatched.Add($"{name}: checkpoint [{string.Join(", ", info.Shape)}], model [{string.Join(", ", target.shape)}]");
+                    loaded.Add(key); // reported as a mismatch, not also as missing
                     continue;
                 }
 

@@ -125,11 +125,12 @@ internal sealed class Gpt2Block : nn.Module
 {
     private readonly Gpt2Config config;
     private readonly int layer;
+    // Declaration order = registration order = transformers' state-dict order.
     [ComponentName(Name = "ln_1")]
     private readonly LayerNorm ln1;
+    private readonly Gpt2Attention attn;
     [ComponentName(Name = "ln_2")]
     private readonly LayerNorm ln2;
-    private readonly Gpt2Attention attn;
     private readonly Gpt2Mlp mlp;
 
     internal Gpt2Block(Gpt2Config config, int layer, ScalarType dtype, Device device)

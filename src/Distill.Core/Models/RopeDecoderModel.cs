@@ -55,13 +55,14 @@ internal sealed class RopeDecoderModel : nn.Module
 /// <summary>One decoder layer (<c>model.layers.{i}</c>).</summary>
 internal sealed class RopeDecoderLayer : nn.Module
 {
-    [ComponentName(Name = "input_layernorm")]
-    private readonly RmsNorm inputLayernorm;
+    // Declaration order = registration order = transformers' state-dict order.
     [ComponentName(Name = "self_attn")]
     private readonly RopeAttention selfAttn;
+    private readonly GatedMlp mlp;
+    [ComponentName(Name = "input_layernorm")]
+    private readonly RmsNorm inputLayernorm;
     [ComponentName(Name = "post_attention_layernorm")]
     private readonly RmsNorm postAttentionLayernorm;
-    private readonly GatedMlp mlp;
 
     internal RopeDecoderLayer(RopeDecoderConfig config, int layer, ScalarType dtype, Device device)
         : base(nameof(RopeDecoderLayer))

@@ -1,0 +1,186 @@
+namespace Distill.Data.Alignment;
+
+/// <summary>How many tokens of each side a <see cref="AlignedGroup"/> holds.</summary>
+public enum AlignmentKind
+{
+    /// <summary>One student token covers exactly the characters of one teacher token.</summary>
+    OneToOne,
+
+    /// <summary>One student token covers several teacher tokens.</summary>
+    OneToMany,
+
+    /// <summary>Several student tokens cover one teacher token.</summary>
+    ManyToOne,
+
+    /// <summary>Several tokens on each side (boundaries cross, e.g. inside a multi-byte character).</summary>
+    ManyToMany,
+
+    /// <summary>Tokens of one side with no characters on the other (e.g. a BOS or EOS only one tokenizer adds).</summary>
+    Unmatched,
+}
+
+/// <summary>
+/// A minimal pair of token ranges that cover the same characters: student tokens <c>[StudentStart, StudentEnd)</c> and
+/// teacher tokens <c>[TeacherStart, TeacherEnd)</c>.
+/// </summary>
+/// <param name="StudentStart">First student token index.</param>
+/// <param name="StudentEnd">One past the last student token index.</param>
+/// <param name="TeacherStart">First teacher token index.</param>
+/// <param name="TeacherEnd">One past the last teacher token index.</param>
+public readonly record struct AlignedGroup(int StudentStart, int StudentEnd, int TeacherStart, int TeacherEnd)
+{
+    /// <summary>Gets the number of student tokens.</summary>
+    public int StudentCount => StudentEnd - StudentStart;
+
+    /// <summary>Gets the number of teacher tokens.</summary>
+    public int TeacherCount => TeacherEnd - TeacherStart;
+
+    /// <summary>Gets the kind of the group.</summary>
+    public AlignmentKind Kind => (StudentCount, TeacherCount) switch
+    {
+        (0, _) or (_, 0) => AlignmentKind.Unmatched,
+        (1, 1) => AlignmentKind.OneToOne,
+        (1, _) => AlignmentKind.OneToMany,
+        (_, 1) => AlignmentKind.ManyToOne,
+        _ => AlignmentKind.ManyToMany,
+    };
+}
+
+/// <summary>
+/// Character-offset span alignment between two tokenisations of the same text: walks both token lists and closes a
+/// group whenever both sides end at the same character, giving the finest partition on which the two agree.
+/// </summary>
+/// <remarks>
+/// Tokens must be in text order with non-decreasing spans (as <see cref="HfTokenizer.Encode(string, bool)"/> returns
+/// them). Zero-width tokens (BOS/EOS added by a post-processor or appended by batching) pair with a zero-width token of
+/// the other side at the same position, otherwise they form <see cref="AlignmentKind.Unmatched"/> groups; so do tokens
+/// over text only one side covers (one prompt truncated earlier than the other), and a group that a truncated side cannot
+/// close ends with the tokens it has.
+/// </remarks>
+public static class SpanAligner
+{
+    /// <summary>Aligns two tokenisations of one text.</summary>
+    /// <param name="student">Student token spans.</param>
+    /// <param name="teacher">Teacher token spans.</param>
+    /// <returns>The groups, in text order, covering every token of both sides exactly once.</returns>
+    public static IReadOnlyList<AlignedGroup> Align(IReadOnlyList<TokenSpan> student, IReadOnlyList<TokenSpan> teacher)
+    {
+        ArgumentNullException.ThrowIfNull(student);
+        ArgumentNullException.ThrowIfNull(teacher);
+        var groups = new List<AlignedGroup>();
+        int i = 0, j = 0;
+        while (i < student.Count || j < teacher.Count)
+        {
+            var sZero = i < student.Count && student[i].Length == 0;
+            var tZero = j < teacher.Count && teacher[j].Length == 0;
+            if (sZero && tZero && student[i].Start == teacher[j].Start)
+            {
+                groups.Add(new AlignedGroup(i, i + 1, j, j + 1));
+                i++;
+                j++;
+                continue;
+            }
+
+            if (sZero || j >= teacher.Count)
+            {
+                groups.Add(new AlignedGroup(i, i + 1, j, j));
+                i++;
+                continue;
+            }
+
+            if (tZero || i >= student.Count)
+            {
+                groups.Add(new AlignedGroup(i, i, j, j + 1));
+                j++;
+                continue;
+            }
+
+            if (student[i].Start != teacher[j].Start)
+            {
+                // Text only one side covers (a prompt truncated at a different token): the earlier token is unmatched.
+                if (student[i].Start < teacher[j].Start)
+                {
+                    groups.Add(new AlignedGroup(i, i + 1, j, j));
+                    i++;
+                }
+                else
+                {
+                    groups.Add(new AlignedGroup(i, i, j, j + 1));
+                    j++;
+                }
+
+                continue;
+            }
+
+            int gi = i, gj = j;
+            var endS = student[i++].End;
+            var endT = teacher[j++].End;
+            while (endS != endT)
+            {
+                // Grow the side that ends first; stop when it has no more text tokens (truncated sequences).
+                if (endS < endT)
+                {
+                    if (i >= student.Count || student[i].Length == 0 || student[i].Start >= endT)
+                    {
+                        break;
+                    }
+
+                    endS = Math.Max(endS, student[i++].End);
+                }
+                else
+                {
+                    if (j >= teacher.Count || teacher[j].Length == 0 || teacher[j].Start >= endS)
+                    {
+                        break;
+                    }
+
+                    endT = Math.Max(endT, teacher[j++].End);
+                }
+            }
+
+            groups.Add(new AlignedGroup(gi, i, gj, j));
+        }
+
+        return groups;
+    }
+}
+
+/// <summary>
+/// The alignment data of one cross-tokenizer example, carried in <see cref="DistillationBatch.Alignment"/>: both
+/// tokenisations of the same text with character offsets, and where row t of the batch sits.
+/// </summary>
+/// <remarks>Input position t of the student example is batch column <c>t + StudentColumnOffset</c> (non-zero under left padding); likewise for the teacher.</remarks>
+public sealed class ExampleAlignment
+{
+    private IReadOnlyList<AlignedGroup>? _groups;
+
+    /// <summary>Creates the alignment data of one example.</summary>
+    /// <param name="student">The student tokenisation.</param>
+    /// <param name="teacher">The teacher tokenisation.</param>
+    /// <param name="studentColumnOffset">Batch column of student input position 0.</param>
+    /// <param name="teacherColumnOffset">Batch column of teacher input position 0.</param>
+    public ExampleAlignment(TokenizedExample student, TokenizedExample teacher, int studentColumnOffset = 0, int teacherColumnOffset = 0)
+    {
+        ArgumentNullException.ThrowIfNull(student);
+        ArgumentNullException.ThrowIfNull(teacher);
+        Student = student;
+        Teacher = teacher;
+        StudentColumnOffset = studentColumnOffset;
+        TeacherColumnOffset = teacherColumnOffset;
+    }
+
+    /// <summary>Gets the student tokenisation (tokens, prompt length, offsets into <see cref="TokenizedExample.Text"/>).</summary>
+    public TokenizedExample Student { get; }
+
+    /// <summary>Gets the teacher tokenisation of the same text.</summary>
+    public TokenizedExample Teacher { get; }
+
+    /// <summary>Gets the batch column of student input position 0.</summary>
+    public int StudentColumnOffset { get; }
+
+    /// <summary>Gets the batch column of teacher input position 0.</summary>
+    public int TeacherColumnOffset { get; }
+
+    /// <summary>Gets the span alignment of all tokens (computed on first use).</summary>
+    public IReadOnlyList<AlignedGroup> Groups => _groups ??= SpanAligner.Align(Student.Offsets, Teacher.Offsets);
+}
