@@ -15,13 +15,13 @@ namespace Distill.Training;
 /// </remarks>
 internal sealed class CheckpointStore(string root, ILogger logger)
 {
-    public const string StateFile = "trainer_state.json";
-    public const string OptionsFile = "training_options.json";
-    public const string StudentFolder = "student";
-    public const string OptimizerFile = "optimizer.bin";
-    public const string ObjectiveFile = "objective.bin";
-    public const string MasterWeightsFile = "master_weights.bin";
-    public const string RngFile = "rng.bin";
+    public const string StateFile = CheckpointLayout.TrainerStateFile;
+    public const string OptionsFile = CheckpointLayout.TrainingOptionsFile;
+    public const string StudentFolder = CheckpointLayout.StudentFolder;
+    public const string OptimizerFile = CheckpointLayout.OptimizerFile;
+    public const string ObjectiveFile = CheckpointLayout.ObjectiveFile;
+    public const string MasterWeightsFile = CheckpointLayout.MasterWeightsFile;
+    public const string RngFile = CheckpointLayout.RngFile;
     private const string Prefix = "step-";
     private const string TempPrefix = ".tmp-";
 
