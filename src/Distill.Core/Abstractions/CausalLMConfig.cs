@@ -35,4 +35,7 @@ public abstract class CausalLMConfig
 
     /// <summary>Gets or sets the padding token id, if any.</summary>
     public long? PadTokenId { get; set; }
+
+    /// <summary>Gets or sets the <c>config.json</c> this config was parsed from, if any; saving starts from it so keys Distill does not model survive a round trip.</summary>
+    internal System.Text.Json.Nodes.JsonObject? SourceJson { get; set; }
 }

@@ -66,8 +66,10 @@ public abstract class Projection : nn.Module<Tensor, Tensor>
 /// <summary>nn.Linear layout: weight [out, in], <c>y = x Wᵀ + b</c> (Llama, Mistral, Qwen2, lm_head).</summary>
 public sealed class LinearProjection : Projection
 {
-    private readonly Parameter weight;
+    // Field names equal the registered names: TorchSharp's Module.to() rebinds parameter fields by name.
+    private readonly Parameter? weight;
     private readonly Parameter? bias;
+    private readonly Func<Parameter>? tiedWeight;
 
     /// <summary>Creates a projection initialised like <c>torch.nn.Linear</c> (Kaiming-uniform weight, uniform bias).</summary>
     public LinearProjection(long inFeatures, long outFeatures, bool hasBias = true, Device? device = null, ScalarType? dtype = null)
@@ -79,17 +81,53 @@ public sealed class LinearProjection : Projection
         RegisterComponents();
     }
 
+    /// <summary>Creates a projection over existing parameters (e.g. uninitialised ones a checkpoint will fill).</summary>
+    /// <param name="weight">[out, in].</param>
+    /// <param name="bias">[out], or <see langword="null"/>.</param>
+    public LinearProjection(Parameter weight, Parameter? bias = null)
+        : base(nameof(LinearProjection), (weight ?? throw new ArgumentNullException(nameof(weight))).shape[1], weight.shape[0])
+    {
+        this.weight = weight;
+        this.bias = bias;
+        RegisterComponents();
+    }
+
+    private LinearProjection(Func<Parameter> tiedWeight, long inFeatures, long outFeatures)
+        : base(nameof(LinearProjection), inFeatures, outFeatures)
+    {
+        this.tiedWeight = tiedWeight;
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// Creates a bias-free projection whose weight is owned by another module (tied lm_head = input embedding). The weight is
+    /// read through <paramref name="weight"/> on every call, so it follows the owner across <c>to(device/dtype)</c>, and it is
+    /// not registered here: the state dict holds it once, under the owner's name (as HF checkpoints do).
+    /// </summary>
+    /// <param name="weight">Returns the owner's current [out, in] weight.</param>
+    /// <param name="inFeatures">Input width.</param>
+    /// <param name="outFeatures">Output width.</param>
+    /// <returns>The tied projection.</returns>
+    public static LinearProjection Tied(Func<Parameter> weight, long inFeatures, long outFeatures)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        return new LinearProjection(weight, inFeatures, outFeatures);
+    }
+
+    /// <summary>Gets a value indicating whether the weight is owned by another module (see <see cref="Tied"/>).</summary>
+    public bool IsTied => tiedWeight is not null;
+
     /// <inheritdoc />
     public override bool WeightIsInputMajor => false;
 
     /// <inheritdoc />
-    public override Parameter Weight => weight;
+    public override Parameter Weight => tiedWeight?.Invoke() ?? weight!;
 
     /// <inheritdoc />
     public override Parameter? Bias => bias;
 
     /// <inheritdoc />
-    public override Tensor ForwardBase(Tensor input) => nn.functional.linear(input, weight, bias);
+    public override Tensor ForwardBase(Tensor input) => nn.functional.linear(input, Weight, bias);
 }
 
 /// <summary>GPT-2's Conv1D: weight [in, out], <c>y = x W + b</c>.</summary>
@@ -104,6 +142,17 @@ public sealed class Conv1D : Projection
     {
         weight = new Parameter(torch.normal(0.0, 0.02, [inFeatures, outFeatures], dtype: dtype ?? ScalarType.Float32, device: device));
         bias = new Parameter(torch.zeros(outFeatures, dtype: dtype ?? ScalarType.Float32, device: device));
+        RegisterComponents();
+    }
+
+    /// <summary>Creates a Conv1D over existing parameters (e.g. uninitialised ones a checkpoint will fill).</summary>
+    /// <param name="weight">[in, out].</param>
+    /// <param name="bias">[out].</param>
+    public Conv1D(Parameter weight, Parameter bias)
+        : base(nameof(Conv1D), (weight ?? throw new ArgumentNullException(nameof(weight))).shape[0], weight.shape[1])
+    {
+        this.weight = weight;
+        this.bias = bias ?? throw new ArgumentNullException(nameof(bias));
         RegisterComponents();
     }
 

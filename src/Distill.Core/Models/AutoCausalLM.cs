@@ -1,0 +1,158 @@
+using Distill.IO;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Distill.Models;
+
+/// <summary>Creates Distill models from HF folders or configs (transformers' <c>AutoModelForCausalLM</c>).</summary>
+public static class AutoCausalLM
+{
+    /// <summary>
+    /// Loads an HF model folder: <c>config.json</c>, weights from <c>model.safetensors</c> or the sharded
+    /// <c>model.safetensors.index.json</c>, and <c>generation_config.json</c> when present. Tensors are read one at a time from
+    /// the memory-mapped files straight into parameters created on <paramref name="device"/> in <paramref name="dtype"/>.
+    /// </summary>
+    /// <param name="dir">The model folder.</param>
+    /// <param name="dtype">Parameter dtype; <see langword="null"/> = float32 (transformers' default, whatever the checkpoint stores).</param>
+    /// <param name="device">Target device; <see langword="null"/> = CPU.</param>
+    /// <param name="strict">When true (the default), missing, unexpected and shape-mismatched tensors are all listed in one
+    /// <see cref="InvalidDataException"/>; when false they are skipped and the parameters they would fill keep a seed-0 random init.</param>
+    /// <returns>The model, in eval mode.</returns>
+    /// <exception cref="InvalidDataException">The checkpoint does not match the architecture (strict), or a file is corrupt.</exception>
+    /// <exception cref="NotSupportedException">Unsupported <c>model_type</c>.</exception>
+    public static CausalLM FromPretrained(string dir, ScalarType? dtype = null, Device? device = null, bool strict = true)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(dir);
+        var config = ModelConfigLoader.Load(dir);
+        var model = Create(config, dtype ?? ScalarType.Float32, device ?? torch.CPU);
+        try
+        {
+            if (!strict)
+            {
+                // Tensors the checkpoint lacks keep transformers-style random values rather than uninitialised memory.
+                using var generator = new Generator(0);
+                model.InitializeWeights(generator);
+            }
+
+            LoadWeights(model, dir, strict);
+            var generationConfig = Path.Combine(dir, "generation_config.json");
+            if (File.Exists(generationConfig))
+            {
+                model.GenerationConfigJson = File.ReadAllText(generationConfig);
+            }
+
+            model.eval();
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Creates a randomly initialised model as transformers' <c>_init_weights</c> does: weights normal(0, initializer_range)
+    /// (GPT-2's c_proj weights σ/√(2·n_layer)), zero biases, unit norms, the pad-token embedding row zeroed for Llama/Qwen2.
+    /// Values are drawn on the CPU from a generator seeded with <paramref name="seed"/>, so they are the same on every device.
+    /// </summary>
+    /// <param name="config">The configuration.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="dtype">Parameter dtype; <see langword="null"/> = float32.</param>
+    /// <param name="device">Target device; <see langword="null"/> = CPU.</param>
+    /// <returns>The model, in eval mode.</returns>
+    public static CausalLM FromConfig(CausalLMConfig config, long seed, ScalarType? dtype = null, Device? device = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var model = Create(config, dtype ?? ScalarType.Float32, device ?? torch.CPU);
+        using var generator = new Generator((ulong)seed);
+        model.InitializeWeights(generator);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Creates the model class for a config, with uninitialised parameters.</summary>
+    internal static CausalLM Create(CausalLMConfig config, ScalarType dtype, Device device)
+    {
+        if (dtype is not (ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float64))
+        {
+            throw new ArgumentException($"Model dtype must be a floating-point type; got {dtype}.", nameof(dtype));
+        }
+
+        return config switch
+        {
+            Gpt2Config g => new Gpt2ForCausalLM(g, dtype, device),
+            Qwen2Config q => new Qwen2ForCausalLM(q, dtype, device),
+            LlamaConfig l => new LlamaForCausalLM(l, dtype, device),
+            _ => throw new NotSupportedException($"Config type {config.GetType().Name} (model_type '{config.ModelType}') is not supported (supported: {string.Join(", ", ModelConfigLoader.SupportedModelTypes)})."),
+        };
+    }
+
+    /// <summary>Copies a checkpoint folder's tensors into the model's parameters (converting dtype, moving to its device).</summary>
+    internal static void LoadWeights(CausalLM model, string dir, bool strict)
+    {
+        var state = model.state_dict();
+        var expected = model.CheckpointKeys.ToHashSet(StringComparer.Ordinal);
+        var loaded = new HashSet<string>(StringComparer.Ordinal);
+        var unexpected = new List<string>();
+        var mismatched = new List<string>();
+        using var noGrad = torch.no_grad();
+        foreach (var (file, names) in SafeTensors.ResolveCheckpoint(dir))
+        {
+            using var st = SafeTensors.Open(file);
+            foreach (var name in names ?? [.. st.Tensors.Keys])
+            {
+                if (!st.Tensors.TryGetValue(name, out var info))
+                {
+                    throw new InvalidDataException($"Index in '{dir}' maps tensor '{name}' to '{file}', which does not contain it.");
+                }
+
+                var key = model.MapCheckpointKey(name);
+                if (key is null)
+                {
+                    continue;
+                }
+
+                if (!expected.Contains(key))
+                {
+                    unexpected.Add(name);
+                    continue;
+                }
+
+                var target = state[key];
+                if (!target.shape.SequenceEqual(info.Shape))
+                {
+                    mismatched.Add($"{name}: checkpoint [{string.Join(", ", info.Shape)}], model [{string.Join(", ", target.shape)}]");
+                    loaded.Add(key); // reported as a mismatch, not also as missing
+                    continue;
+                }
+
+                using var scope = torch.NewDisposeScope();
+                target.copy_(st.Read(name));
+                loaded.Add(key);
+            }
+        }
+
+        var missing = expected.Where(k => !loaded.Contains(k)).ToList();
+        if (strict && (missing.Count > 0 || unexpected.Count > 0 || mismatched.Count > 0))
+        {
+            var parts = new List<string>();
+            if (missing.Count > 0)
+            {
+                parts.Add($"missing keys ({missing.Count}): {string.Join(", ", missing)}");
+            }
+
+            if (unexpected.Count > 0)
+            {
+                parts.Add($"unexpected keys ({unexpected.Count}): {string.Join(", ", unexpected)}");
+            }
+
+            if (mismatched.Count > 0)
+            {
+                parts.Add($"shape mismatches ({mismatched.Count}): {string.Join("; ", mismatched)}");
+            }
+
+            throw new InvalidDataException($"Checkpoint '{dir}' does not match {model.GetType().Name} ({model.Config.ModelType}): {string.Join(" | ", parts)}.");
+        }
+    }
+}

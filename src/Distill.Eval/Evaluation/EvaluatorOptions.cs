@@ -1,0 +1,95 @@
+using Distill.Eval.Metrics;
+using Microsoft.Extensions.Options;
+
+namespace Distill.Eval.Evaluation;
+
+/// <summary>Options of <see cref="SeededEvaluator"/> and of the metrics registered by <c>AddDistillEval</c>.</summary>
+public sealed class EvaluatorOptions
+{
+    /// <summary>Gets or sets the generation seeds; one full pass over the dataset per seed, then mean ± std over seeds.</summary>
+    /// <value>The default is 10, 20, 30, 40, 50 (DSKD's evaluation seeds).</value>
+    public IList<int> Seeds { get; set; } = [.. EvaluatorDefaults.Seeds];
+
+    /// <summary>Gets or sets the registered names of the metrics to compute.</summary>
+    /// <value>The default is <c>rougeL</c> and <c>dskd_exact_match</c> (what DSKD reports).</value>
+    public IList<string> Metrics { get; set; } = [.. EvaluatorDefaults.Metrics];
+
+    /// <summary>Gets or sets how many examples go to the generation delegate per call.</summary>
+    /// <value>The default is 16 (DSKD's eval batch for TinyLLaMA; 32 for GPT-2).</value>
+    public int BatchSize { get; set; } = EvaluatorDefaults.BatchSize;
+
+    /// <summary>Gets or sets the text at whose first occurrence a generation is cut (DSKD: <c>&lt;|endoftext|&gt;</c>); <see langword="null"/> or empty = no cut.</summary>
+    /// <value>The default is <c>&lt;|endoftext|&gt;</c>.</value>
+    public string? StopText { get; set; } = EvaluatorDefaults.StopText;
+
+    /// <summary>Gets or sets a value indicating whether generations are stripped of leading and trailing whitespace (Python <c>str.strip()</c>) after the cut.</summary>
+    /// <value>The default is <see langword="true"/>.</value>
+    public bool Strip { get; set; } = true;
+
+    /// <summary>Gets or sets the factor applied to per-seed means of per-example scores in [0, 1].</summary>
+    /// <value>The default is 100 (DSKD and the SQuAD script report percentages).</value>
+    public double ScoreScale { get; set; } = EvaluatorDefaults.ScoreScale;
+
+    /// <summary>Gets or sets a value indicating whether the standard deviation over seeds uses n − 1 (sample) instead of n (population, numpy's default).</summary>
+    /// <value>The default is <see langword="false"/>.</value>
+    public bool SampleStandardDeviation { get; set; }
+
+    /// <summary>Gets or sets the answer rule of the registered <c>gsm8k_accuracy</c> metric.</summary>
+    /// <value>The default is <see cref="Gsm8kAnswerRule.LastNumber"/>.</value>
+    public Gsm8kAnswerRule Gsm8kRule { get; set; } = Gsm8kAnswerRule.LastNumber;
+}
+
+/// <summary>Defaults of <see cref="EvaluatorOptions"/>.</summary>
+internal static class EvaluatorDefaults
+{
+    public const int BatchSize = 16;
+    public const string StopText = "<|endoftext|>";
+    public const double ScoreScale = 100;
+
+    public static readonly int[] Seeds = [10, 20, 30, 40, 50];
+    public static readonly string[] Metrics = [RougeLMetric.MetricName, DskdExactMatchMetric.MetricName];
+}
+
+/// <summary>Validates <see cref="EvaluatorOptions"/> at start-up.</summary>
+internal sealed class EvaluatorOptionsValidator : IValidateOptions<EvaluatorOptions>
+{
+    public ValidateOptionsResult Validate(string? name, EvaluatorOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = new List<string>();
+        if (options.Seeds is null || options.Seeds.Count == 0)
+        {
+            failures.Add("EvaluatorOptions.Seeds must list at least one seed.");
+        }
+        else if (options.Seeds.Distinct().Count() != options.Seeds.Count)
+        {
+            failures.Add($"EvaluatorOptions.Seeds must be distinct; got [{string.Join(", ", options.Seeds)}].");
+        }
+
+        if (options.Metrics is null || options.Metrics.Count == 0)
+        {
+            failures.Add("EvaluatorOptions.Metrics must name at least one metric.");
+        }
+        else if (options.Metrics.Any(string.IsNullOrWhiteSpace))
+        {
+            failures.Add("EvaluatorOptions.Metrics must not contain empty names.");
+        }
+
+        if (options.BatchSize < 1)
+        {
+            failures.Add($"EvaluatorOptions.BatchSize must be at least 1; got {options.BatchSize}.");
+        }
+
+        if (!double.IsFinite(options.ScoreScale) || options.ScoreScale <= 0)
+        {
+            failures.Add($"EvaluatorOptions.ScoreScale must be a positive finite number; got {options.ScoreScale}.");
+        }
+
+        if (!Enum.IsDefined(options.Gsm8kRule))
+        {
+            failures.Add($"EvaluatorOptions.Gsm8kRule has an unknown value {options.Gsm8kRule}.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}
