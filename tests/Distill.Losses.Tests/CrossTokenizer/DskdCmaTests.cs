@@ -125,3 +125,41 @@ public sealed class DskdCmaTests
         return (objective, context, zs, hs);
     }
 }
+
+/// <summary>bf16 inputs (DSKD trains in bf16): the loss stays close to the float32 one.</summary>
+public sealed class DskdCmaPrecisionTests
+{
+    [Fact]
+    public void Compute_BFloat16ModelTensors_StaysCloseToFloat32()
+    {
+        using var scope = NewDisposeScope();
+        Tensor Bf(string key) => CrossTokGoldens.Float(key).to(ScalarType.BFloat16);
+        var student = new FakeCausalLM(Bf("cma.E_s"), Bf("cma.Emb_s"));
+        var teacher = new FakeCausalLM(Bf("cma.E_t"), Bf("cma.Emb_t"));
+        var objective = new DskdCmaObjective(null, DualSpaceFixtures.Projectors("cma", 6, 8, withQuery: true));
+        var zs = Bf("cma.s_logits").requires_grad_(true);
+        var hs = Bf("cma.h_s").requires_grad_(true);
+        var ids = CrossTokGoldens.Long("cma.ids");
+        var tids = CrossTokGoldens.Long("cma.t_ids");
+        var context = new ObjectiveContext
+        {
+            Batch = new DistillationBatch
+            {
+                InputIds = ids, AttentionMask = ones_like(ids), Labels = CrossTokGoldens.Long("cma.labels"),
+                TeacherInputIds = tids, TeacherAttentionMask = ones_like(tids), TeacherLabels = CrossTokGoldens.Long("cma.t_labels"),
+            },
+            Student = new CausalLMOutput(zs, hs, null),
+            Teacher = new TeacherOutput { Logits = Bf("cma.t_logits"), HiddenStates = Bf("cma.h_t") },
+            StudentModel = student,
+            TeacherModel = teacher,
+        };
+
+        var result = objective.Compute(context);
+        result.LossSum.backward();
+
+        Assert.Equal(ScalarType.Float32, result.LossSum.dtype);
+        Assert.Equal(ScalarType.BFloat16, hs.grad!.dtype);
+        var expected = CrossTokGoldens.Scalar("cma.loss");
+        Assert.True(Math.Abs(result.LossSum.item<float>() - expected) < 0.05 * expected, $"bf16 loss {result.LossSum.item<float>()} vs fp32 golden {expected}");
+    }
+}
