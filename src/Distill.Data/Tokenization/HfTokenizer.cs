@@ -10,7 +10,7 @@ public enum TokenizerKind
     /// <summary>Byte-level BPE from tokenizer.json or vocab.json + merges.txt (GPT-2, Llama 3, Qwen2, Mistral-Nemo).</summary>
     ByteLevelBpe,
 
-    /// <summary>SentencePiece from tokenizer.model (Llama 2, TinyLlama, Mistral v0.1).</summary>
+    /// <summary>SentencePiece-style BPE (Llama 2, TinyLlama, Mistral v0.1): from tokenizer.model, or from a Metaspace / Prepend+Replace tokenizer.json with byte fallback.</summary>
     SentencePiece,
 }
 
@@ -18,9 +18,10 @@ public enum TokenizerKind
 /// A Hugging Face tokenizer folder loaded on Microsoft.ML.Tokenizers: encode with character offsets, decode, special tokens.
 /// </summary>
 /// <remarks>
-/// <para>Loading order in <see cref="FromPretrained"/>: a byte-level BPE <c>tokenizer.json</c>; else <c>tokenizer.model</c>
-/// (SentencePiece; a SentencePiece-style tokenizer.json next to it is ignored, its added tokens are kept); else
-/// <c>vocab.json</c> + <c>merges.txt</c> (GPT-2 slow format). Special tokens and <c>add_bos_token</c>/<c>add_eos_token</c>
+/// <para>Loading order in <see cref="FromPretrained"/>, preferring tokenizer.json as transformers' AutoTokenizer does:
+/// a byte-level BPE <c>tokenizer.json</c>; a SentencePiece-style BPE <c>tokenizer.json</c> (Metaspace pre-tokenizer or
+/// Prepend+Replace normaliser, byte fallback); else <c>tokenizer.model</c> (SentencePiece; added tokens of an unusable
+/// tokenizer.json next to it are kept); else <c>vocab.json</c> + <c>merges.txt</c> (GPT-2 slow format). Special tokens and <c>add_bos_token</c>/<c>add_eos_token</c>
 /// come from <c>tokenizer_config.json</c> (then <c>special_tokens_map.json</c>); BOS/EOS insertion from the
 /// tokenizer.json post-processor when the config says nothing.</para>
 /// <para>Added tokens are matched verbatim in the raw text (leftmost-longest, <c>lstrip</c>/<c>rstrip</c> honoured;
@@ -103,7 +104,7 @@ public sealed class HfTokenizer
     /// <summary>Gets where the tokenizer was loaded from (a folder or a resource name).</summary>
     public string Source { get; }
 
-    /// <summary>Gets the number of token ids (largest id + 1, added tokens included), as <c>len(tokenizer)</c> in transformers.</summary>
+    /// <summary>Gets the largest token id + 1, added tokens included: the number of embedding rows the ids need (equal to <c>len(tokenizer)</c> in transformers when the ids have no gaps).</summary>
     public int VocabSize => _idToToken.Length;
 
     /// <summary>Gets the BOS id, or <see langword="null"/> when the tokenizer has none.</summary>
@@ -160,6 +161,11 @@ public sealed class HfTokenizer
         {
             tokenizer = FromDefinition(definition, config, jsonPath);
         }
+        else if (definition is { Metaspace: not null })
+        {
+            // transformers' AutoTokenizer uses tokenizer.json (the fast tokenizer) when it exists.
+            tokenizer = FromMetaspaceDefinition(definition, config, jsonPath);
+        }
         else if (File.Exists(spPath))
         {
             tokenizer = FromSentencePiece(spPath, definition?.AddedTokens, config);
@@ -196,9 +202,9 @@ public sealed class HfTokenizer
     {
         ArgumentNullException.ThrowIfNull(tokenizerJson);
         var definition = TokenizerJsonReader.Parse(tokenizerJson, source);
-        if (!definition.IsByteLevel)
+        if (!definition.IsByteLevel && definition.Metaspace is null)
         {
-            throw new NotSupportedException($"{source}: only byte-level BPE tokenizer.json can be loaded without its folder ({definition.NonByteLevelReason}).");
+            throw new NotSupportedException($"{source}: this tokenizer.json needs its SentencePiece tokenizer.model ({definition.NonByteLevelReason}); load its folder with FromPretrained.");
         }
 
         var config = new TokenizerConfig();
@@ -207,7 +213,7 @@ public sealed class HfTokenizer
             config.Read(tokenizerConfigJson, source + " (tokenizer_config)", readFlags: true);
         }
 
-        return FromDefinition(definition, config, source);
+        return definition.IsByteLevel ? FromDefinition(definition, config, source) : FromMetaspaceDefinition(definition, config, source);
     }
 
     /// <summary>
@@ -220,10 +226,19 @@ public sealed class HfTokenizer
     public void CheckModelVocabSize(string configJsonPath, ILogger? logger = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(configJsonPath);
-        using var doc = JsonDocument.Parse(File.ReadAllText(configJsonPath));
-        if (!doc.RootElement.TryGetProperty("vocab_size", out var v) || !v.TryGetInt32(out var modelVocab))
+        int modelVocab;
+        try
         {
-            throw new InvalidDataException($"{configJsonPath}: 'vocab_size' is missing or not an integer.");
+            using var doc = JsonDocument.Parse(File.ReadAllText(configJsonPath));
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("vocab_size", out var v)
+                || v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out modelVocab))
+            {
+                throw new InvalidDataException($"{configJsonPath}: 'vocab_size' is missing or not an integer.");
+            }
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"{configJsonPath}: not valid JSON ({ex.Message}).", ex);
         }
 
         CheckModelVocabSize(modelVocab, configJsonPath, logger);
@@ -278,7 +293,7 @@ public sealed class HfTokenizer
 
             segmentIds.Clear();
             segmentSpans.Clear();
-            _model.Encode(text[segment.Start..segment.End], segmentIds, segmentSpans);
+            _model.Encode(text[segment.Start..segment.End], segment.Start == 0, segmentIds, segmentSpans);
             ids.AddRange(segmentIds);
             spans.AddRange(segmentSpans.Select(s => WholeCodePoints(text, s.Start + segment.Start, s.End + segment.Start)));
         }
@@ -419,6 +434,23 @@ public sealed class HfTokenizer
 
         var added = MergeAdded(definition.AddedTokens, config.AddedTokensDecoder);
         return new HfTokenizer(model, TokenizerKind.ByteLevelBpe, added, config, definition.PrefixTokens, definition.SuffixTokens, null, null, null, source);
+    }
+
+    private static HfTokenizer FromMetaspaceDefinition(TokenizerJsonDefinition definition, TokenizerConfig config, string source)
+    {
+        MetaspaceBpeModel model;
+        try
+        {
+            model = new MetaspaceBpeModel(definition.Vocab, definition.Merges, definition.Metaspace!, definition.ByteFallback, definition.UnkToken);
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{source}: the BPE model could not be built ({ex.Message}).", ex);
+        }
+
+        var added = MergeAdded(definition.AddedTokens, config.AddedTokensDecoder);
+        var unk = definition.UnkToken is not null && definition.Vocab.TryGetValue(definition.UnkToken, out var u) ? u : (int?)null;
+        return new HfTokenizer(model, TokenizerKind.SentencePiece, added, config, definition.PrefixTokens, definition.SuffixTokens, null, null, unk, source);
     }
 
     private static HfTokenizer FromSentencePiece(string path, IReadOnlyList<AddedToken>? jsonAdded, TokenizerConfig config)

@@ -32,14 +32,54 @@ internal sealed class TokenizerJsonDefinition
     /// <summary>Gets the token strings the post-processor puts after the text.</summary>
     public List<string>? SuffixTokens { get; init; }
 
+    /// <summary>Gets the SentencePiece-style space handling when the file uses it (and nothing unsupported), else null.</summary>
+    public MetaspaceSpec? Metaspace { get; init; }
+
+    /// <summary>Gets a value indicating whether unknown characters fall back to <c>&lt;0xNN&gt;</c> byte tokens.</summary>
+    public bool ByteFallback { get; init; }
+
+    /// <summary>Gets the model's unk token, or null.</summary>
+    public string? UnkToken { get; init; }
+
     /// <summary>Gets a description of what makes a non-byte-level file unsupported without tokenizer.model, or null.</summary>
     public string? NonByteLevelReason { get; init; }
+}
+
+/// <summary>What the normaliser and pre-tokenizer say about SentencePiece-style space handling.</summary>
+internal sealed class MetaspaceState
+{
+    public string? Prepend { get; set; }
+
+    public bool ReplacesSpace { get; set; }
+
+    public bool MetaspacePreTokenizer { get; set; }
+
+    public string Replacement { get; set; } = "▁";
+
+    public string Scheme { get; set; } = "always";
+
+    public bool Split { get; set; }
+
+    public string? Unsupported { get; set; }
 }
 
 /// <summary>Parses Hugging Face <c>tokenizer.json</c> files (model BPE; byte-level pre-tokenizers, splits, normalisers, post-processors).</summary>
 internal static class TokenizerJsonReader
 {
     public static TokenizerJsonDefinition Parse(string json, string source)
+    {
+        try
+        {
+            return ParseCore(json, source);
+        }
+        catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            // A missing key or a value of the wrong JSON kind deep inside the file.
+            throw new InvalidDataException($"{source}: unexpected tokenizer.json structure ({ex.Message}).", ex);
+        }
+    }
+
+    private static TokenizerJsonDefinition ParseCore(string json, string source)
     {
         JsonDocument doc;
         try
@@ -73,16 +113,17 @@ internal static class TokenizerJsonReader
             var byteLevelPre = false;
             var addPrefixSpace = false;
             string? nonByteLevel = null;
+            var metaspace = new MetaspaceState();
             if (root.TryGetProperty("pre_tokenizer", out var pre) && pre.ValueKind == JsonValueKind.Object)
             {
-                ReadPreTokenizer(pre, source, stages, ref byteLevelPre, ref addPrefixSpace, ref nonByteLevel);
+                ReadPreTokenizer(pre, source, stages, ref byteLevelPre, ref addPrefixSpace, ref nonByteLevel, metaspace);
             }
 
             var byteLevelDecoder = root.TryGetProperty("decoder", out var dec) && dec.ValueKind == JsonValueKind.Object && ContainsType(dec, "ByteLevel");
             var steps = new List<string>();
             if (root.TryGetProperty("normalizer", out var norm) && norm.ValueKind == JsonValueKind.Object)
             {
-                ReadNormalizer(norm, source, steps, ref nonByteLevel);
+                ReadNormalizer(norm, source, steps, ref nonByteLevel, metaspace);
             }
 
             List<string>? prefix = null, suffix = null;
@@ -106,6 +147,9 @@ internal static class TokenizerJsonReader
                 PrefixTokens = prefix,
                 SuffixTokens = suffix,
                 NonByteLevelReason = nonByteLevel ?? (byteLevelPre || byteLevelDecoder ? null : "no ByteLevel pre-tokenizer or decoder"),
+                Metaspace = BuildMetaspace(metaspace, stages.Count, steps.Count),
+                ByteFallback = model.TryGetProperty("byte_fallback", out var bf) && bf.ValueKind == JsonValueKind.True,
+                UnkToken = OptionalString(model, "unk_token"),
             };
         }
     }
@@ -197,7 +241,25 @@ internal static class TokenizerJsonReader
         return added;
     }
 
-    private static void ReadPreTokenizer(JsonElement pre, string source, List<SplitStage> stages, ref bool byteLevel, ref bool addPrefixSpace, ref string? nonByteLevel)
+    private static MetaspaceSpec? BuildMetaspace(MetaspaceState state, int splitStages, int normaliserSteps)
+    {
+        if (state.Unsupported is not null || splitStages > 0 || normaliserSteps > 0)
+        {
+            return null;
+        }
+
+        if (state.MetaspacePreTokenizer)
+        {
+            return new MetaspaceSpec(state.Replacement, state.Scheme, state.Split, PrependOnlyIfMissing: true);
+        }
+
+        // Legacy Llama conversion: Prepend("▁") then Replace(" " → "▁"), no pre-tokenizer: one word per segment.
+        return state.ReplacesSpace
+            ? new MetaspaceSpec(state.Replacement, state.Prepend is null ? "never" : "always", Split: false, PrependOnlyIfMissing: false)
+            : null;
+    }
+
+    private static void ReadPreTokenizer(JsonElement pre, string source, List<SplitStage> stages, ref bool byteLevel, ref bool addPrefixSpace, ref string? nonByteLevel, MetaspaceState metaspace)
     {
         var type = pre.GetProperty("type").GetString();
         switch (type)
@@ -205,7 +267,7 @@ internal static class TokenizerJsonReader
             case "Sequence":
                 foreach (var inner in pre.GetProperty("pretokenizers").EnumerateArray())
                 {
-                    ReadPreTokenizer(inner, source, stages, ref byteLevel, ref addPrefixSpace, ref nonByteLevel);
+                    ReadPreTokenizer(inner, source, stages, ref byteLevel, ref addPrefixSpace, ref nonByteLevel, metaspace);
                 }
 
                 break;
@@ -276,13 +338,24 @@ internal static class TokenizerJsonReader
                 break;
             case "Metaspace":
                 nonByteLevel ??= "pre_tokenizer Metaspace (SentencePiece-style)";
+                metaspace.MetaspacePreTokenizer = true;
+                metaspace.Replacement = pre.TryGetProperty("replacement", out var rep) && rep.GetString() is { Length: > 0 } r2 ? r2 : "▁";
+                metaspace.Scheme = pre.TryGetProperty("prepend_scheme", out var scheme) && scheme.ValueKind == JsonValueKind.String
+                    ? scheme.GetString()!
+                    : (!pre.TryGetProperty("add_prefix_space", out var aps) || aps.ValueKind != JsonValueKind.False ? "always" : "never");
+                metaspace.Split = !pre.TryGetProperty("split", out var split) || split.ValueKind != JsonValueKind.False;
+                if (metaspace.Scheme is not ("always" or "first" or "never"))
+                {
+                    metaspace.Unsupported = $"Metaspace prepend_scheme '{metaspace.Scheme}'";
+                }
+
                 break;
             default:
                 throw new NotSupportedException($"{source}: pre_tokenizer type '{type}' is not supported.");
         }
     }
 
-    private static void ReadNormalizer(JsonElement norm, string source, List<string> steps, ref string? nonByteLevel)
+    private static void ReadNormalizer(JsonElement norm, string source, List<string> steps, ref string? nonByteLevel, MetaspaceState metaspace)
     {
         var type = norm.GetProperty("type").GetString();
         switch (type)
@@ -290,15 +363,39 @@ internal static class TokenizerJsonReader
             case "Sequence":
                 foreach (var inner in norm.GetProperty("normalizers").EnumerateArray())
                 {
-                    ReadNormalizer(inner, source, steps, ref nonByteLevel);
+                    ReadNormalizer(inner, source, steps, ref nonByteLevel, metaspace);
                 }
 
                 break;
             case "NFC" or "NFD" or "NFKC" or "NFKD" or "Lowercase":
                 steps.Add(type);
                 break;
-            case "Prepend" or "Replace" or "Strip" or "StripAccents" or "Precompiled":
+            case "Prepend":
+                nonByteLevel ??= "normalizer Prepend (SentencePiece-style)";
+                metaspace.Prepend = norm.TryGetProperty("prepend", out var prepend) ? prepend.GetString() : null;
+                if (metaspace.Prepend != metaspace.Replacement)
+                {
+                    metaspace.Unsupported = $"normalizer Prepend '{metaspace.Prepend}'";
+                }
+
+                break;
+            case "Replace":
+                nonByteLevel ??= "normalizer Replace (SentencePiece-style)";
+                if (norm.TryGetProperty("pattern", out var pattern) && pattern.TryGetProperty("String", out var from) && from.GetString() == " "
+                    && norm.TryGetProperty("content", out var to) && to.GetString() is { Length: > 0 } replacement)
+                {
+                    metaspace.ReplacesSpace = true;
+                    metaspace.Replacement = replacement;
+                }
+                else
+                {
+                    metaspace.Unsupported = "normalizer Replace other than space → marker";
+                }
+
+                break;
+            case "Strip" or "StripAccents" or "Precompiled":
                 nonByteLevel ??= $"normalizer {type} (SentencePiece-style)";
+                metaspace.Unsupported = $"normalizer {type}";
                 break;
             default:
                 throw new NotSupportedException($"{source}: normalizer type '{type}' is not supported.");

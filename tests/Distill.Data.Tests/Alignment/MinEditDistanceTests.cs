@@ -86,3 +86,44 @@ public sealed class MinEditDistanceTests
         Assert.Equal(0, aligned[0]);
     }
 }
+
+public sealed class MinEditDistanceRealPairTests
+{
+    [Theory]
+    [InlineData("gpt2", "gpt2")]
+    [InlineData("gpt2", "cl100k")]
+    [InlineData("cl100k", "o200k")]
+    [InlineData("o200k", "gpt2")]
+    public void AlignStudentToTeacher_VariedText_AlignedPairsAreConsistent(string studentName, string teacherName)
+    {
+        var student = HfTokenizerTests.Load(studentName).Hf;
+        var teacher = HfTokenizerTests.Load(teacherName).Hf;
+        var map = studentName == "gpt2" && teacherName == "cl100k" ? VocabularyMapTests.Gpt2ToCl100k.Value : VocabularyMap.Build(student, teacher);
+        var total = 0;
+        var alignedCount = 0;
+        foreach (var text in HfTokenizerTests.Texts.Where(t => t.Length > 0))
+        {
+            var s = student.Encode(text, false).Ids;
+            var t = teacher.Encode(text, false).Ids;
+            var aligned = MinEditDistance.AlignStudentToTeacher(student, teacher, s, t, map);
+            for (var j = 0; j < aligned.Length; j++)
+            {
+                if (aligned[j] >= 0)
+                {
+                    Assert.Equal(s[j], map.TeacherToStudent(t[aligned[j]]));
+                    alignedCount++;
+                }
+                else
+                {
+                    // Same tokenizer on both sides: every position aligns to itself.
+                    Assert.NotEqual(studentName, teacherName);
+                }
+            }
+
+            total += aligned.Length;
+        }
+
+        // Different vocabularies still agree on most word tokens of this text.
+        Assert.True(alignedCount > total / 3, $"{alignedCount}/{total}");
+    }
+}

@@ -70,3 +70,40 @@ public sealed class SpanAlignerTests
         Assert.True(kinds.Contains(AlignmentKind.OneToMany) || kinds.Contains(AlignmentKind.ManyToOne));
     }
 }
+
+public sealed class ExampleAlignmentTests
+{
+    [Fact]
+    public void AlignScoredPositions_BytesStudentBpeTeacher_AlignsSingleCharacterTokens()
+    {
+        // Student = bundled bytes tokenizer, teacher = bundled BPE. Prompt "Count the letters: sun\nAnswer:", response " 3".
+        var student = BundledData.TokenizerA();
+        var teacher = BundledData.TokenizerB();
+        var map = VocabularyMap.Build(student, teacher);
+        var example = new TextExample("Count the letters: sun\nAnswer:", " 3");
+        var dataset = TokenizedDataset.Create([example], student, teacher);
+        using var batch = dataset.Collate([0], PaddingSide.Left, padToLength: 40);
+        var alignment = Assert.IsType<ExampleAlignment>(batch.Alignment![0]);
+        var result = alignment.AlignScoredPositions(student, teacher, map);
+
+        // Scored student positions: the last prompt token ':' and the response ' ', '3' → 3 columns, ending at the last column.
+        Assert.Equal(alignment.Student.TargetCount, result.StudentColumns.Count);
+        Assert.Equal(39, result.StudentColumns[^1]);
+        var labels = batch.Labels[0].data<long>().ToArray();
+        Assert.All(result.StudentColumns, c => Assert.NotEqual(DistillationBatch.IgnoreIndex, labels[c]));
+
+        // Wherever a teacher column is given, the teacher input token maps to the student input token there.
+        var studentIds = batch.InputIds[0].data<long>().ToArray();
+        var teacherIds = batch.TeacherInputIds![0].data<long>().ToArray();
+        for (var k = 0; k < result.StudentColumns.Count; k++)
+        {
+            if (result.TeacherColumns[k] >= 0)
+            {
+                Assert.Equal(studentIds[result.StudentColumns[k]], map.TeacherToStudent((int)teacherIds[result.TeacherColumns[k]]));
+            }
+        }
+
+        // ':' is a single byte in both vocabularies, so the first scored position is aligned.
+        Assert.True(result.TeacherColumns[0] >= 0);
+    }
+}

@@ -72,3 +72,29 @@ public sealed class VocabularyMapTests
         Assert.Contains(path, ex.Message, StringComparison.Ordinal);
     }
 }
+
+public sealed class CrossMarkerTests
+{
+    [Fact]
+    public void BuildAndMinEd_SentencePieceTeacherGpt2Student_BridgeSpaceMarkers()
+    {
+        using var folder = new Distill.Tests.Shared.TempFolder();
+        File.WriteAllBytes(Path.Combine(folder.Path, "tokenizer.model"), SentencePieceModelBuilder.Build(TokenizerLoadingTests.TinySentencePiece));
+        var teacher = HfTokenizer.FromPretrained(folder.Path);
+        var student = HfTokenizerTests.Cached.Gpt2.Value;
+        var map = VocabularyMap.Build(student, teacher);
+
+        // "▁world" (id 12) stands for the bytes " world" = GPT-2's "Ġworld"; "h" ↔ "h"; </s> ↔ <|endoftext|> by role (EOS).
+        Assert.Equal(student.TokenToId("Ġworld"), map.TeacherToStudent(12));
+        Assert.Equal(student.TokenToId("h"), map.TeacherToStudent(teacher.TokenToId("h")!.Value));
+        Assert.Equal(50256, map.TeacherToStudent(2));
+        Assert.Equal(50256, map.TeacherToStudent(1)); // BOS ↔ BOS: this GPT-2 folder's config names <|endoftext|> as BOS
+
+        // MinED on "hello world": teacher [▁hello, ▁world], student [hello, Ġworld]. Marker-stripped strings are equal, so
+        // DTW matches 0↔0 and 1↔1; but "▁hello" maps to "Ġhello", not the student's "hello", so only position 1 aligns.
+        var s = student.Encode("hello world", false).Ids;
+        var t = teacher.Encode("hello world", false).Ids;
+        Assert.Equal([7, 12], t);
+        Assert.Equal([-1, 1], MinEditDistance.AlignStudentToTeacher(student, teacher, s, t, map));
+    }
+}

@@ -32,7 +32,7 @@ public sealed class JsonDatasetReaderTests
         Assert.Equal(["a", "b"], rows[0].References);
         Assert.Equal("Reverse the word: abc\nAnswer:", rows[1].Prompt);
         Assert.Equal(" cba", rows[1].Response);
-        Assert.Equal([" cba"], rows[1].References);
+        Assert.Equal(["cba"], rows[1].References);
 
         var ex = Assert.Throws<InvalidDataException>(() => JsonDatasetReader.ReadTextExamples(path).ToList());
         Assert.Equal($"{path}:2: has 'instruction' but no prompt template was given.", ex.Message);
@@ -48,11 +48,19 @@ public sealed class JsonDatasetReaderTests
         Assert.Equal(["A1", "A2"], rows[0].Answers);
         Assert.Equal(["x"], rows[1].Answers);
         Assert.Equal(["y"], rows[2].Answers);
+        var uld = rows[0].ToUldExample();
+        Assert.Equal("Context: C\nQuestion: Q?\nAnswer:", uld.Prompt);
+        Assert.Equal(" A1", uld.Response);
+        Assert.Equal(["A1", "A2"], uld.References);
 
         var math = Path.Combine(folder.Path, "gsm8k.jsonl");
         File.WriteAllText(math, "{\"question\": \"How many?\", \"answer\": \"3 + 4 = <<3+4=7>>7 apples, 1,200 total\\n#### 1,207\"}\n");
         var problem = Assert.Single(JsonDatasetReader.ReadMath(math));
         Assert.Equal("1207", problem.FinalAnswer);
+        var text = problem.ToTextExample(InstructionTemplate.Alpaca);
+        Assert.EndsWith("### Instruction:\nHow many?\n\n### Response:\n", text.Prompt, StringComparison.Ordinal);
+        Assert.Equal(problem.Solution, text.Response);
+        Assert.Equal(["1207"], text.References);
         Assert.Null(JsonDatasetReader.ExtractFinalAnswer("no marker"));
     }
 
@@ -76,6 +84,10 @@ public sealed class JsonDatasetReaderTests
         File.WriteAllText(path, "[{\"context\": 1, \"question\": \"q\", \"answers\": [\"a\"]}]");
         ex = Assert.Throws<InvalidDataException>(() => JsonDatasetReader.ReadQa(path).ToList());
         Assert.Equal($"{path}:[0]: 'context' must be a string.", ex.Message);
+
+        File.WriteAllText(path, "[{\"question\": \"q\", \"answer\": \"#### 1\"},\n {\"question\": ]");
+        ex = Assert.Throws<InvalidDataException>(() => JsonDatasetReader.ReadMath(path).ToList());
+        Assert.StartsWith($"{path}:2: invalid JSON at $[1]", ex.Message, StringComparison.Ordinal);
 
         Assert.Throws<FileNotFoundException>(() => JsonDatasetReader.ReadQa(Path.Combine(folder.Path, "missing.jsonl")).ToList());
     }

@@ -50,6 +50,32 @@ public sealed class TokenizedDatasetTests
     }
 
     [Fact]
+    public void Create_UldFormats_AddBosToStudentAndNoEosToTeacher()
+    {
+        // ULD (llm-distillation): student = BOS + prompt, " " + answer + EOS; teacher answer without EOS.
+        // 'Q'=81, ':'=58, ' '=32, 'a'=97; BOS = EOS = 256 in the bundled tokenizers' config.
+        var example = new TextExample("Q:", " a");
+        var student = TokenizedExample.Create(Bytes, example, 512, 256, SequenceFormat.UldStudent);
+        Assert.Equal([256, 81, 58, 32, 97, 256], student.Tokens);
+        Assert.Equal(3, student.PromptLength);
+        Assert.Equal(3, student.TargetCount); // ' ', 'a', EOS
+        Assert.Equal(new TokenSpan(0, 0), student.Offsets[0]);
+
+        var teacher = TokenizedExample.Create(Bytes, example, 512, 256, SequenceFormat.UldTeacher);
+        Assert.Equal([81, 58, 32, 97], teacher.Tokens);
+        Assert.Equal(2, teacher.TargetCount);
+
+        // maxPromptLength counts the BOS: 2 keeps BOS + 'Q'.
+        Assert.Equal([256, 81, 32, 97, 256], TokenizedExample.Create(Bytes, example, 512, 2, SequenceFormat.UldStudent).Tokens);
+
+        var dataset = TokenizedDataset.Create([example], Bytes, BundledData.TokenizerB(), 512, 256, SequenceFormat.UldStudent, SequenceFormat.UldTeacher);
+        using var batch = dataset.Collate([0]);
+        Assert.Equal(new long[] { -100, -100, 32, 97, 256 }, batch.Labels.data<long>().ToArray());
+        Assert.Equal(dataset.TeacherExamples![0].TargetCount, batch.TeacherLabels!.ne(DistillationBatch.IgnoreIndex).sum().item<long>());
+        Assert.DoesNotContain(511L, batch.TeacherInputIds!.data<long>().ToArray()); // no EOS on the teacher side
+    }
+
+    [Fact]
     public void Collate_RightAndLeftPadding_PlaceTokensMaskLabelsPositions()
     {
         // Second example: full = [65,58,32,98,256], input [65,58,32,98], labels from t = 1: [-100,32,98,256].

@@ -123,8 +123,20 @@ internal static class TiktokenFolders
                 ["merges"] = new JsonArray([.. merges.Select(m => (JsonNode)JsonValue.Create(m.Text)!)]),
             },
         };
+        // One folder per process, removed when the test host exits (the files are 2-8 MB each).
         var dir = Path.Combine(Path.GetTempPath(), "distill-tests", "tiktoken-" + name + "-" + Environment.ProcessId);
         Directory.CreateDirectory(dir);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (IOException)
+            {
+                // Best effort.
+            }
+        };
         File.WriteAllText(Path.Combine(dir, "tokenizer.json"), json.ToJsonString());
         File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), JsonSerializer.Serialize(new { bos_token = eos, eos_token = eos, unk_token = eos, add_bos_token = false, model_max_length = 1024 }));
         return dir;

@@ -25,12 +25,16 @@ public sealed class TokenizerLoadingTests
         Assert.Contains(path, notSupported.Message, StringComparison.Ordinal);
         Assert.Contains("WordPiece", notSupported.Message, StringComparison.Ordinal);
 
-        File.WriteAllText(path, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"Metaspace\"}}");
+        // A SentencePiece-style file with a Precompiled normaliser (charsmap) is only usable through tokenizer.model.
+        File.WriteAllText(path, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"normalizer\": {\"type\": \"Precompiled\"}, \"pre_tokenizer\": {\"type\": \"Metaspace\"}}");
         notSupported = Assert.Throws<NotSupportedException>(() => HfTokenizer.FromPretrained(folder.Path));
         Assert.Contains("tokenizer.model", notSupported.Message, StringComparison.Ordinal);
 
         File.WriteAllText(path, "{\"model\": ");
         Assert.StartsWith(path, Assert.Throws<InvalidDataException>(() => HfTokenizer.FromPretrained(folder.Path)).Message, StringComparison.Ordinal);
+
+        File.WriteAllText(path, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"pattern\": 1}}");
+        Assert.StartsWith(path + ": unexpected tokenizer.json structure", Assert.Throws<InvalidDataException>(() => HfTokenizer.FromPretrained(folder.Path)).Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -52,6 +56,9 @@ public sealed class TokenizerLoadingTests
         File.WriteAllText(config, "{\"vocab_size\": 200}");
         var ex = Assert.Throws<InvalidDataException>(() => HfTokenizer.FromPretrained(folder.Path));
         Assert.Contains("vocab_size 200 is smaller than the tokenizer's 257 ids", ex.Message, StringComparison.Ordinal);
+
+        File.WriteAllText(config, "{\"vocab_size\": \"many\"}");
+        Assert.Contains("'vocab_size' is missing or not an integer", Assert.Throws<InvalidDataException>(() => HfTokenizer.FromPretrained(folder.Path)).Message, StringComparison.Ordinal);
 
         File.WriteAllText(config, "{\"vocab_size\": 320}");
         var logger = new ListLogger();
@@ -102,15 +109,7 @@ public sealed class TokenizerLoadingTests
     public void FromPretrained_SentencePieceModel_EncodesWithDummyPrefixAndBos()
     {
         using var folder = new Distill.Tests.Shared.TempFolder();
-        // SentencePiece BPE merges the adjacent pair whose concatenation has the highest score.
-        (string, float, int)[] pieces =
-        [
-            ("<unk>", 0, SentencePieceModelBuilder.Unknown), ("<s>", 0, SentencePieceModelBuilder.Control), ("</s>", 0, SentencePieceModelBuilder.Control),
-            ("ll", -1, 1), ("▁h", -2, 1), ("▁he", -3, 1), ("▁hell", -4, 1), ("▁hello", -5, 1),
-            ("▁w", -6, 1), ("or", -7, 1), ("▁wor", -8, 1), ("ld", -9, 1), ("▁world", -10, 1),
-            ("▁", -11, 1), ("h", -12, 1), ("e", -13, 1), ("l", -14, 1), ("o", -15, 1), ("w", -16, 1), ("r", -17, 1), ("d", -18, 1),
-        ];
-        File.WriteAllBytes(Path.Combine(folder.Path, "tokenizer.model"), SentencePieceModelBuilder.Build(pieces));
+        File.WriteAllBytes(Path.Combine(folder.Path, "tokenizer.model"), SentencePieceModelBuilder.Build(TinySentencePiece));
         var sp = HfTokenizer.FromPretrained(folder.Path);
         Assert.Equal(TokenizerKind.SentencePiece, sp.Kind);
         Assert.Equal("▁", sp.SpaceMarker);
@@ -128,6 +127,15 @@ public sealed class TokenizerLoadingTests
         Assert.Equal([1, 7, 12, 2], sp.Encode("hello world</s>", addSpecialTokens: true).Ids);
         Assert.True(sp.IsSpecial(2));
     }
+
+    /// <summary>A tiny SentencePiece BPE vocabulary: SentencePiece merges the adjacent pair whose concatenation has the highest score.</summary>
+    internal static readonly (string Piece, float Score, int Type)[] TinySentencePiece =
+    [
+        ("<unk>", 0, SentencePieceModelBuilder.Unknown), ("<s>", 0, SentencePieceModelBuilder.Control), ("</s>", 0, SentencePieceModelBuilder.Control),
+        ("ll", -1, 1), ("▁h", -2, 1), ("▁he", -3, 1), ("▁hell", -4, 1), ("▁hello", -5, 1),
+        ("▁w", -6, 1), ("or", -7, 1), ("▁wor", -8, 1), ("ld", -9, 1), ("▁world", -10, 1),
+        ("▁", -11, 1), ("h", -12, 1), ("e", -13, 1), ("l", -14, 1), ("o", -15, 1), ("w", -16, 1), ("r", -17, 1), ("d", -18, 1),
+    ];
 
     private static string JsonNodeWithTemplate(string tokenizerJson)
     {
