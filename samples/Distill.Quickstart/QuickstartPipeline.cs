@@ -169,7 +169,7 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
             return (HfTokenizer.FromPretrained(settings.TeacherPath, loggers.CreateLogger<HfTokenizer>()), null);
         }
 
-        return (BundledData.GetTokenizer(BundledTokenizer.Bytes), BundledTokenizer.Bytes);
+        return (BundledData.GetTokenizer(BundledTokenizer.Bpe), BundledTokenizer.Bpe);
     }
 
     private (List<TextExample> Train, List<TextExample> Dev, List<TextExample> Test) LoadSplits()
