@@ -77,6 +77,9 @@ public sealed record QuickstartSettings
     /// <summary>Gets the random student's width.</summary>
     public int StudentHidden { get; init; } = 64;
 
+    /// <summary>Gets the number of CPU threads torch uses; <see langword="null"/> = torch's default.</summary>
+    public int? Threads { get; init; }
+
     /// <summary>Gets a value indicating whether to train in bfloat16 (float32 master weights).</summary>
     public bool BFloat16 { get; init; }
 
