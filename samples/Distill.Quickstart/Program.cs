@@ -32,13 +32,15 @@ var teacherHidden = new Option<int>("--teacher-hidden") { Description = "Bundled
 var studentLayers = new Option<int>("--student-layers") { Description = "Random student depth.", DefaultValueFactory = _ => defaults.StudentLayers };
 var studentHidden = new Option<int>("--student-hidden") { Description = "Random student width.", DefaultValueFactory = _ => defaults.StudentHidden };
 var devExamples = new Option<int>("--dev-examples") { Description = "Dev examples scored at each epoch end to pick the best checkpoint (0 = off).", DefaultValueFactory = _ => defaults.DevExamples };
+var tokenizerOption = new Option<string>("--tokenizer") { Description = "Bundled tokenizer when no --teacher is given: bpe (512 ids) or bytes (257 ids).", DefaultValueFactory = _ => defaults.Tokenizer };
+var teacherLr = new Option<double>("--teacher-lr") { Description = "Bundled teacher peak learning rate.", DefaultValueFactory = _ => defaults.TeacherLearningRate };
 var threads = new Option<int?>("--threads") { Description = "CPU threads for torch (default: torch's choice)." };
 var verbose = new Option<bool>("--verbose") { Description = "Log every trainer message to the console." };
 
 var root = new RootCommand("Distill quickstart: train a teacher, distill a student, compare with SFT.")
 {
     teacher, student, data, template, objective, lora, loraRank, loraAlpha, loraTargets, steps, teacherSteps, batchSize, lr, evalExamples, output, bf16, retrain, noSft,
-    teacherLayers, teacherHidden, studentLayers, studentHidden, devExamples, threads, verbose,
+    teacherLayers, teacherHidden, studentLayers, studentHidden, devExamples, tokenizerOption, teacherLr, threads, verbose,
 };
 
 root.SetAction(parse =>
@@ -69,6 +71,8 @@ root.SetAction(parse =>
         StudentHidden = parse.GetValue(studentHidden),
         DevExamples = parse.GetValue(devExamples),
         Threads = parse.GetValue(threads),
+        Tokenizer = parse.GetValue(tokenizerOption)!,
+        TeacherLearningRate = parse.GetValue(teacherLr),
     };
     var problems = settings.Validate();
     if (problems.Count > 0)

@@ -172,7 +172,8 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
             return (HfTokenizer.FromPretrained(settings.TeacherPath, loggers.CreateLogger<HfTokenizer>()), null);
         }
 
-        return (BundledData.GetTokenizer(BundledTokenizer.Bpe), BundledTokenizer.Bpe);
+        var which = settings.Tokenizer == "bytes" ? BundledTokenizer.Bytes : BundledTokenizer.Bpe;
+        return (BundledData.GetTokenizer(which), which);
     }
 
     private (List<TextExample> Train, List<TextExample> Dev, List<TextExample> Test) LoadSplits()
