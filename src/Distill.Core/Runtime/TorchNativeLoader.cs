@@ -32,11 +32,12 @@ internal static class TorchNativeLoader
     {
         lock (Gate)
         {
-            return report ??= Run();
+            return report ??= Run(Environment.GetEnvironmentVariable);
         }
     }
 
-    private static NativeRuntimeReport Run()
+    /// <summary>Decides and applies the fix; <paramref name="getEnvironmentVariable"/> is injectable for tests.</summary>
+    internal static NativeRuntimeReport Run(Func<string, string?> getEnvironmentVariable)
     {
         var actions = new List<string>();
         if (!OperatingSystem.IsLinux())
@@ -44,7 +45,7 @@ internal static class TorchNativeLoader
             return new(NativeRuntimeOutcome.NotNeeded, $"Not Linux ({RuntimeInformation.OSDescription}); nothing to fix.", actions);
         }
 
-        string? disable = Environment.GetEnvironmentVariable(DisableVariable);
+        string? disable = getEnvironmentVariable(DisableVariable);
         if (disable is "1" || string.Equals(disable, "true", StringComparison.OrdinalIgnoreCase))
         {
             return new(NativeRuntimeOutcome.Disabled, $"{DisableVariable}={disable}: native fix turned off.", actions);
@@ -54,8 +55,9 @@ internal static class TorchNativeLoader
         {
             return Fix(actions);
         }
-        catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException or DllNotFoundException or BadImageFormatException)
+        catch (Exception ex)
         {
+            // Never let the fix itself break start-up: report, and let TorchSharp's own loader have its say.
             return new(NativeRuntimeOutcome.Failed, $"Native fix failed: {ex.Message}", actions);
         }
     }

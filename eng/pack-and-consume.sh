@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Packs the five Distill libraries and proves they can be consumed: a throwaway console project outside the repo
+# restores them from the local pack folder (plus nuget.org for TorchSharp-cpu), builds, and runs a tensor op
+# through Distill's native runtime loader.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="$root/artifacts/packages"
+version="0.1.0-local.$(date +%s)"   # unique per run, so a stale copy in the NuGet cache is never reused
+rm -rf "$out"
+dotnet pack "$root/Distill.sln" -c Release -o "$out" -p:Version="$version" --nologo -v minimal
+
+expected=(Distill.Core Distill.Losses Distill.Lora Distill.Data Distill.Eval)
+for id in "${expected[@]}"; do
+  test -f "$out/$id.$version.nupkg" || { echo "missing package $id.$version.nupkg" >&2; exit 1; }
+  test -f "$out/$id.$version.snupkg" || { echo "missing symbols package $id.$version.snupkg" >&2; exit 1; }
+done
+count=$(ls "$out"/*.nupkg | wc -l)
+[ "$count" -eq 5 ] || { echo "expected 5 packages, found $count" >&2; ls "$out" >&2; exit 1; }
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cat > "$work/nuget.config" <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <packageSources>
+    <clear />
+    <add key="local" value="$out" />
+    <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
+  </packageSources>
+</configuration>
+XML
+cat > "$work/Consumer.csproj" <<XML
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup>
+    <OutputType>Exe</OutputType>
+    <TargetFramework>net10.0</TargetFramework>
+    <Nullable>enable</Nullable>
+    <ImplicitUsings>enable</ImplicitUsings>
+  </PropertyGroup>
+  <ItemGroup>
+    <PackageReference Include="Distill.Core" Version="$version" />
+    <PackageReference Include="Distill.Losses" Version="$version" />
+    <PackageReference Include="Distill.Lora" Version="$version" />
+    <PackageReference Include="Distill.Data" Version="$version" />
+    <PackageReference Include="Distill.Eval" Version="$version" />
+    <PackageReference Include="TorchSharp-cpu" Version="0.107.0" />
+  </ItemGroup>
+</Project>
+XML
+cat > "$work/Program.cs" <<'CS'
+using System.IO.Compression;
+using System.Text.RegularExpressions;
+using Distill.Runtime;
+using TorchSharp;
+
+// 1. Each package carries README.md, XML docs, the MIT expression, the repository, and the right dependencies.
+string dir = args[0], version = args[1];
+var deps = new Dictionary<string, string[]>
+{
+    ["Distill.Core"] = [], ["Distill.Losses"] = ["Distill.Core", "Distill.Data"], ["Distill.Lora"] = ["Distill.Core"],
+    ["Distill.Data"] = ["Distill.Core"], ["Distill.Eval"] = ["Distill.Core", "Distill.Data"],
+};
+foreach (var (id, want) in deps)
+{
+    using var zip = ZipFile.OpenRead(Path.Combine(dir, $"{id}.{version}.nupkg"));
+    var names = zip.Entries.Select(e => e.FullName).ToHashSet();
+    string nuspec = new StreamReader(zip.GetEntry($"{id}.nuspec")!.Open()).ReadToEnd();
+    var got = Regex.Matches(nuspec, "<dependency id=\"(Distill\\.[A-Za-z]+)\" version=\"([^\"]+)\"").Select(m => (m.Groups[1].Value, m.Groups[2].Value)).ToHashSet();
+    string? problem =
+        !names.Contains("README.md") ? "README.md missing" :
+        !names.Contains($"lib/net10.0/{id}.xml") ? "XML docs missing" :
+        !nuspec.Contains("<license type=\"expression\">MIT</license>") ? "license expression missing" :
+        !nuspec.Contains("<repository") ? "repository missing" :
+        want.FirstOrDefault(d => !got.Contains((d, version))) is string d ? $"dependency on {d} {version} missing" :
+        !nuspec.Contains("id=\"TorchSharp\"") || nuspec.Contains("TorchSharp-cpu") ? "must depend on the managed TorchSharp package only" : null;
+    if (problem is not null) { Console.Error.WriteLine($"{id}: {problem}"); return 1; }
+    Console.WriteLine($"package OK: {id} -> [{string.Join(", ", got.Select(g => g.Item1))}]");
+}
+
+// 2. The packages work: native runtime loads and a tensor op runs.
+var report = DistillRuntime.EnsureNativeRuntime();
+Console.WriteLine($"native runtime: {report.Outcome}");
+using var x = torch.arange(4, dtype: torch.float32);
+float sum = x.mul(x).sum().item<float>(); // 0 + 1 + 4 + 9
+if (sum != 14f) { Console.Error.WriteLine($"unexpected {sum}"); return 1; }
+Console.WriteLine($"consumer OK: sum of squares = {sum}");
+return 0;
+CS
+dotnet run --project "$work/Consumer.csproj" -c Release -- "$out" "$version"

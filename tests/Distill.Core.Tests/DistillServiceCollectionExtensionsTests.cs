@@ -1,0 +1,60 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using TorchSharp;
+
+namespace Distill.Core.Tests;
+
+public class DistillServiceCollectionExtensionsTests
+{
+    [Fact]
+    public void AddDistill_Resolved_RuntimeReadyAndCpuSelected()
+    {
+        using var provider = new ServiceCollection().AddLogging().AddDistill(o => o.Device = "cpu").Services.BuildServiceProvider();
+        var runtime = provider.GetRequiredService<IDistillRuntime>();
+        Assert.Equal(DeviceType.CPU, runtime.Compute.Device.type);
+        Assert.NotEqual(Distill.Runtime.NativeRuntimeOutcome.Failed, runtime.NativeRuntime.Outcome);
+    }
+
+    [Fact]
+    public void AddDistill_CalledTwice_RegistersRuntimeOnceAndAppliesBothConfigurations()
+    {
+        var services = new ServiceCollection();
+        services.AddDistill(o => o.Seed = 7);
+        services.AddDistill(o => o.Device = "cpu");
+        Assert.Single(services, d => d.ServiceType == typeof(IDistillRuntime));
+        using var provider = services.BuildServiceProvider();
+        var options = provider.GetRequiredService<IOptions<DistillOptions>>().Value;
+        Assert.Equal(7, options.Seed);
+        Assert.Equal("cpu", options.Device);
+    }
+
+    [Fact]
+    public void AddDistill_BadDevice_ValidationNamesTheOption()
+    {
+        using var provider = new ServiceCollection().AddDistill(o => o.Device = "gpu0").Services.BuildServiceProvider();
+        var ex = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<DistillOptions>>().Value);
+        Assert.Contains("DistillOptions.Device", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AddDistill_FromConfiguration_BindsSection()
+    {
+        var config = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Distill:Device"] = "cpu", ["Distill:DType"] = "bfloat16", ["Distill:Threads"] = "2" })
+            .Build();
+        using var provider = new ServiceCollection().AddDistill(config.GetSection("Distill")).Services.BuildServiceProvider();
+        var options = provider.GetRequiredService<IOptions<DistillOptions>>().Value;
+        Assert.Equal("bfloat16", options.DType);
+        Assert.Equal(2, options.Threads);
+    }
+
+    [Fact]
+    public void AddDistill_WithoutLogging_StillResolves()
+    {
+        using var provider = new ServiceCollection().AddDistill(o => o.Device = "cpu").Services.BuildServiceProvider();
+        Assert.NotNull(provider.GetRequiredService<IDistillRuntime>());
+        Assert.Null(provider.GetService<ILoggerFactory>());
+    }
+}
