@@ -11,7 +11,7 @@ public static class DistillDataBuilderExtensions
 {
     /// <summary>
     /// Adds <see cref="DataOptions"/> (validated at start-up). Hosts read them through <c>IOptions&lt;DataOptions&gt;</c> and
-    /// build batches with <see cref="TokenizedDataset.Create"/> and <see cref="DistillationBatchSource.FromOptions"/>.
+    /// build batches with <see cref="TokenizedDataset.Create(IEnumerable{TextExample}, HfTokenizer, HfTokenizer, DataOptions, Microsoft.Extensions.Logging.ILogger)"/> and <see cref="DistillationBatchSource.FromOptions"/>.
     /// Calling it twice is harmless; each call's <paramref name="configure"/> is applied.
     /// </summary>
     /// <param name="builder">The Distill builder.</param>

@@ -115,8 +115,26 @@ public static class SpanAligner
             int gi = i, gj = j;
             var endS = student[i++].End;
             var endT = teacher[j++].End;
-            while (endS != endT)
+            while (true)
             {
+                // Tokens holding the other bytes of a character already covered overlap the group: take them too.
+                if (endS == endT)
+                {
+                    if (i < student.Count && student[i].Length > 0 && student[i].Start < endS)
+                    {
+                        endS = Math.Max(endS, student[i++].End);
+                        continue;
+                    }
+
+                    if (j < teacher.Count && teacher[j].Length > 0 && teacher[j].Start < endT)
+                    {
+                        endT = Math.Max(endT, teacher[j++].End);
+                        continue;
+                    }
+
+                    break;
+                }
+
                 // Grow the side that ends first; stop when it has no more text tokens (truncated sequences).
                 if (endS < endT)
                 {
@@ -183,4 +201,35 @@ public sealed class ExampleAlignment
 
     /// <summary>Gets the span alignment of all tokens (computed on first use).</summary>
     public IReadOnlyList<AlignedGroup> Groups => _groups ??= SpanAligner.Align(Student.Offsets, Teacher.Offsets);
+
+    /// <summary>
+    /// MinED over the scored positions, as DSKD's <c>min_edit_dis_kld</c> does per example: the student input tokens at
+    /// the positions whose label ≠ −100 against the teacher's, aligned by <see cref="MinEditDistance.AlignStudentToTeacher"/>.
+    /// </summary>
+    /// <param name="studentTokenizer">The student tokenizer.</param>
+    /// <param name="teacherTokenizer">The teacher tokenizer.</param>
+    /// <param name="map">The teacher → student vocabulary map.</param>
+    /// <returns>Batch columns of the student's scored positions and, for each, the teacher batch column it is aligned to or −1.</returns>
+    public MinEdContentAlignment AlignScoredPositions(HfTokenizer studentTokenizer, HfTokenizer teacherTokenizer, VocabularyMap map)
+    {
+        var (studentPositions, studentIds) = Scored(Student);
+        var (teacherPositions, teacherIds) = Scored(Teacher);
+        var aligned = MinEditDistance.AlignStudentToTeacher(studentTokenizer, teacherTokenizer, studentIds, teacherIds, map);
+        return new MinEdContentAlignment(
+            [.. studentPositions.Select(p => p + StudentColumnOffset)],
+            [.. aligned.Select(k => k < 0 ? -1 : teacherPositions[k] + TeacherColumnOffset)]);
+    }
+
+    // Scored input positions t ∈ [max(P − 1, 0), n − 1) and the input ids there.
+    private static (int[] Positions, int[] Ids) Scored(TokenizedExample example)
+    {
+        var first = Math.Max(example.PromptLength - 1, 0);
+        var positions = Enumerable.Range(first, Math.Max(0, example.InputLength - first)).ToArray();
+        return (positions, [.. positions.Select(p => example.Tokens[p])]);
+    }
 }
+
+/// <summary>The MinED alignment of one example in batch coordinates.</summary>
+/// <param name="StudentColumns">Batch columns of the student's scored positions (labels ≠ −100), in order.</param>
+/// <param name="TeacherColumns">For each of them, the teacher batch column whose logits DSKD distils from, or −1 (DSKD then uses the one-hot gold target).</param>
+public sealed record MinEdContentAlignment(IReadOnlyList<int> StudentColumns, IReadOnlyList<int> TeacherColumns);

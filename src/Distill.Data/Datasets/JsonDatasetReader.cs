@@ -55,7 +55,7 @@ public static class JsonDatasetReader
 
                 var example = ParseInstruction(row);
                 var references = Outputs(row, "output", "response");
-                yield return template.Apply(example) with { References = [.. references.Select(r => template.ResponsePrefix + r)] };
+                yield return template.Apply(example) with { References = references };
             }
             else
             {
@@ -144,7 +144,7 @@ public static class JsonDatasetReader
         var first = SkipWhitespacePeek(reader);
         if (first == '[')
         {
-            foreach (var row in ReadArray(reader, source))
+            foreach (var row in ReadArray(open, source))
             {
                 yield return row;
             }
@@ -181,31 +181,39 @@ public static class JsonDatasetReader
         }
     }
 
-    private static IEnumerable<Row> ReadArray(StreamReader reader, string source)
+    // Streams the elements of a top-level JSON array (one element in memory at a time).
+    private static IEnumerable<Row> ReadArray(Func<Stream> open, string source)
     {
-        JsonDocument doc;
-        try
+        using var stream = open();
+        using var elements = JsonSerializer.DeserializeAsyncEnumerable<JsonElement>(stream).ToBlockingEnumerable().GetEnumerator();
+        var index = 0;
+        while (true)
         {
-            doc = JsonDocument.Parse(reader.ReadToEnd());
-        }
-        catch (JsonException ex)
-        {
-            throw new InvalidDataException($"{source}: invalid JSON ({ex.Message}).", ex);
-        }
-
-        using (doc)
-        {
-            var index = 0;
-            foreach (var element in doc.RootElement.EnumerateArray())
+            bool more;
+            try
             {
-                if (element.ValueKind != JsonValueKind.Object)
-                {
-                    throw new InvalidDataException($"{source}: element [{index}]: expected a JSON object, got {element.ValueKind}.");
-                }
-
-                yield return new Row(element.Clone(), source, "[" + index.ToString(CultureInfo.InvariantCulture) + "]");
-                index++;
+                more = elements.MoveNext();
             }
+            catch (JsonException ex)
+            {
+                var line = ex.LineNumber is long l ? (l + 1).ToString(CultureInfo.InvariantCulture) : "?";
+                throw new InvalidDataException($"{source}:{line}: invalid JSON at {ex.Path ?? "element " + index.ToString(CultureInfo.InvariantCulture)} ({ex.Message}).", ex);
+            }
+
+            if (!more)
+            {
+                yield break;
+            }
+
+            var element = elements.Current;
+            var location = "[" + index.ToString(CultureInfo.InvariantCulture) + "]";
+            if (element.ValueKind != JsonValueKind.Object)
+            {
+                throw new InvalidDataException($"{source}:{location}: expected a JSON object, got {element.ValueKind}.");
+            }
+
+            yield return new Row(element, source, location);
+            index++;
         }
     }
 

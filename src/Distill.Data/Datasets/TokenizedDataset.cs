@@ -57,9 +57,24 @@ public sealed class TokenizedDataset
     /// <param name="maxPromptLength">Maximum prompt tokens (DSKD <c>max_prompt_length</c>).</param>
     /// <param name="logger">Optional logger for the summary.</param>
     /// <returns>The dataset.</returns>
-    public static TokenizedDataset Create(IEnumerable<TextExample> examples, HfTokenizer student, HfTokenizer? teacher, int maxLength = DataDefaults.MaxLength, int maxPromptLength = DataDefaults.MaxPromptLength, ILogger? logger = null)
+    public static TokenizedDataset Create(IEnumerable<TextExample> examples, HfTokenizer student, HfTokenizer? teacher, int maxLength = DataDefaults.MaxLength, int maxPromptLength = DataDefaults.MaxPromptLength, ILogger? logger = null) =>
+        Create(examples, student, teacher, maxLength, maxPromptLength, SequenceFormat.Dskd, SequenceFormat.Dskd, logger);
+
+    /// <summary>Tokenises <paramref name="examples"/> with explicit BOS/EOS layouts per side (e.g. ULD's <see cref="SequenceFormat.UldStudent"/> / <see cref="SequenceFormat.UldTeacher"/>).</summary>
+    /// <param name="examples">Prompt/response pairs.</param>
+    /// <param name="student">The student's tokenizer.</param>
+    /// <param name="teacher">The teacher's tokenizer, or null.</param>
+    /// <param name="maxLength">Maximum total tokens per example.</param>
+    /// <param name="maxPromptLength">Maximum prompt tokens.</param>
+    /// <param name="studentFormat">The student's layout.</param>
+    /// <param name="teacherFormat">The teacher's layout (ignored without a teacher).</param>
+    /// <param name="logger">Optional logger for the summary.</param>
+    /// <returns>The dataset.</returns>
+    public static TokenizedDataset Create(IEnumerable<TextExample> examples, HfTokenizer student, HfTokenizer? teacher, int maxLength, int maxPromptLength, SequenceFormat studentFormat, SequenceFormat teacherFormat, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(examples);
+        ArgumentNullException.ThrowIfNull(studentFormat);
+        ArgumentNullException.ThrowIfNull(teacherFormat);
         ArgumentNullException.ThrowIfNull(student);
         var kept = new List<TextExample>();
         var studentTokens = new List<TokenizedExample>();
@@ -67,8 +82,8 @@ public sealed class TokenizedDataset
         var skipped = 0;
         foreach (var example in examples)
         {
-            var s = TokenizedExample.Create(student, example, maxLength, maxPromptLength);
-            var t = teacher is null ? null : TokenizedExample.Create(teacher, example, maxLength, maxPromptLength);
+            var s = TokenizedExample.Create(student, example, maxLength, maxPromptLength, studentFormat);
+            var t = teacher is null ? null : TokenizedExample.Create(teacher, example, maxLength, maxPromptLength, teacherFormat);
             if (s.TargetCount == 0 || t is { TargetCount: 0 })
             {
                 skipped++;
@@ -82,6 +97,19 @@ public sealed class TokenizedDataset
 
         Log.DatasetTokenized(logger ?? NullLogger.Instance, kept.Count, skipped);
         return new TokenizedDataset(student, teacher, kept, studentTokens, teacherTokens, skipped);
+    }
+
+    /// <summary>Tokenises <paramref name="examples"/> with <see cref="DataOptions.MaxLength"/> and <see cref="DataOptions.MaxPromptLength"/>.</summary>
+    /// <param name="examples">Prompt/response pairs.</param>
+    /// <param name="student">The student's tokenizer.</param>
+    /// <param name="teacher">The teacher's tokenizer for cross-tokenizer batches, or null.</param>
+    /// <param name="options">The data options.</param>
+    /// <param name="logger">Optional logger.</param>
+    /// <returns>The dataset.</returns>
+    public static TokenizedDataset Create(IEnumerable<TextExample> examples, HfTokenizer student, HfTokenizer? teacher, DataOptions options, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return Create(examples, student, teacher, options.MaxLength, options.MaxPromptLength, logger);
     }
 
     /// <summary>

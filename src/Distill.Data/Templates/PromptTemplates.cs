@@ -46,13 +46,13 @@ public sealed record InstructionTemplate(string Name, Func<InstructionExample, s
             ?? throw new ArgumentException($"Unknown prompt template '{name}'. Known: {string.Join(", ", all.Select(t => t.Name))}.", nameof(name));
     }
 
-    /// <summary>Renders the example's prompt and pairs it with its output.</summary>
+    /// <summary>Renders the example's prompt and pairs it with <see cref="ResponsePrefix"/> + output; the reference is the raw output.</summary>
     /// <param name="example">The example.</param>
     /// <returns>Prompt and response.</returns>
     public TextExample Apply(InstructionExample example)
     {
         ArgumentNullException.ThrowIfNull(example);
-        return new TextExample(Render(example), ResponsePrefix + example.Output);
+        return new TextExample(Render(example), ResponsePrefix + example.Output) { References = [example.Output] };
     }
 }
 

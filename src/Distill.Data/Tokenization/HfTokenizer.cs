@@ -103,7 +103,7 @@ public sealed class HfTokenizer
     /// <summary>Gets where the tokenizer was loaded from (a folder or a resource name).</summary>
     public string Source { get; }
 
-    /// <summary>Gets the number of token ids (largest id + 1, added tokens included), as <c>len(tokenizer)</c> in transformers.</summary>
+    /// <summary>Gets the largest token id + 1, added tokens included: the number of embedding rows the ids need (equal to <c>len(tokenizer)</c> in transformers when the ids have no gaps).</summary>
     public int VocabSize => _idToToken.Length;
 
     /// <summary>Gets the BOS id, or <see langword="null"/> when the tokenizer has none.</summary>
@@ -220,10 +220,19 @@ public sealed class HfTokenizer
     public void CheckModelVocabSize(string configJsonPath, ILogger? logger = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(configJsonPath);
-        using var doc = JsonDocument.Parse(File.ReadAllText(configJsonPath));
-        if (!doc.RootElement.TryGetProperty("vocab_size", out var v) || !v.TryGetInt32(out var modelVocab))
+        int modelVocab;
+        try
         {
-            throw new InvalidDataException($"{configJsonPath}: 'vocab_size' is missing or not an integer.");
+            using var doc = JsonDocument.Parse(File.ReadAllText(configJsonPath));
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("vocab_size", out var v)
+                || v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out modelVocab))
+            {
+                throw new InvalidDataException($"{configJsonPath}: 'vocab_size' is missing or not an integer.");
+            }
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"{configJsonPath}: not valid JSON ({ex.Message}).", ex);
         }
 
         CheckModelVocabSize(modelVocab, configJsonPath, logger);

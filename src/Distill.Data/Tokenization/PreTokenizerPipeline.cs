@@ -136,9 +136,11 @@ internal sealed class PreTokenizerPipeline : PreTokenizer
                 result.AddRange(segments.Select(s => (s.Start, s.End)));
                 break;
             case SplitBehavior.MergedWithPrevious:
-                foreach (var s in segments)
+                for (var k = 0; k < segments.Count; k++)
                 {
-                    if (s.IsMatch && result.Count > 0 && result[^1].End == s.Start && !LastWasMatch(segments, s))
+                    // A delimiter joins the text piece before it; a delimiter after a delimiter stands alone.
+                    var s = segments[k];
+                    if (s.IsMatch && k > 0 && !segments[k - 1].IsMatch)
                     {
                         result[^1] = (result[^1].Start, s.End);
                     }
@@ -186,12 +188,5 @@ internal sealed class PreTokenizerPipeline : PreTokenizer
                 output.Add((baseOffset + start, end - start));
             }
         }
-    }
-
-    // A match merges into the previous piece only when that piece is a gap (HF merges each delimiter with the text before it).
-    private static bool LastWasMatch(List<(int Start, int End, bool IsMatch)> segments, (int Start, int End, bool IsMatch) current)
-    {
-        var index = segments.IndexOf(current);
-        return index > 0 && segments[index - 1].IsMatch;
     }
 }

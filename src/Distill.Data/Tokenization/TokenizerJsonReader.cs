@@ -41,6 +41,19 @@ internal static class TokenizerJsonReader
 {
     public static TokenizerJsonDefinition Parse(string json, string source)
     {
+        try
+        {
+            return ParseCore(json, source);
+        }
+        catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            // A missing key or a value of the wrong JSON kind deep inside the file.
+            throw new InvalidDataException($"{source}: unexpected tokenizer.json structure ({ex.Message}).", ex);
+        }
+    }
+
+    private static TokenizerJsonDefinition ParseCore(string json, string source)
+    {
         JsonDocument doc;
         try
         {
