@@ -5,6 +5,7 @@ using Distill.Data;
 using Distill.Eval.Diagnostics;
 using Distill.Eval.Evaluation;
 using Distill.Eval.Metrics;
+using Distill.Generation;
 using Distill.Lora;
 using Distill.Models;
 using Distill.Training;
@@ -354,8 +355,16 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
         var report = evaluator.Evaluate(examples, (batch, _, _) =>
         {
             var indices = batch.Select(e => int.Parse(e.Id, CultureInfo.InvariantCulture)).ToList();
+            using var scope = NewDisposeScope();
             using var prompts = set.CollatePrompts(indices);
-            return [.. GreedyGenerator.Generate(model, prompts, settings.MaxNewTokens, eos).Select(ids => tokenizer.Decode(ids, skipSpecialTokens: true))];
+            using var generated = TextGenerator.Generate(model, prompts.InputIds.to(model.Device), prompts.AttentionMask.to(model.Device), new GenerationOptions
+            {
+                MaxNewTokens = settings.MaxNewTokens,
+                EosTokenIds = [eos],
+                PadTokenId = eos,
+            });
+            var ids = generated.GeneratedIds.cpu();
+            return [.. Enumerable.Range(0, indices.Count).Select(b => tokenizer.Decode(ids[b, ..(int)generated.Lengths[b]].data<long>().Select(i => (int)i), skipSpecialTokens: true))];
         }, cancellationToken);
         return (report.Metrics[RougeLMetric.MetricName].Mean, report.Metrics[DskdExactMatchMetric.MetricName].Mean);
     }
