@@ -27,11 +27,20 @@ var output = new Option<string>("--output") { Description = "Run folder (teacher
 var bf16 = new Option<bool>("--bf16") { Description = "Train in bfloat16 with float32 master weights." };
 var retrain = new Option<bool>("--retrain-teacher") { Description = "Retrain the bundled teacher even if a cached one matches." };
 var noSft = new Option<bool>("--no-sft") { Description = "Skip the SFT baseline." };
+var teacherLayers = new Option<int>("--teacher-layers") { Description = "Bundled teacher depth.", DefaultValueFactory = _ => defaults.TeacherLayers };
+var teacherHidden = new Option<int>("--teacher-hidden") { Description = "Bundled teacher width.", DefaultValueFactory = _ => defaults.TeacherHidden };
+var studentLayers = new Option<int>("--student-layers") { Description = "Random student depth.", DefaultValueFactory = _ => defaults.StudentLayers };
+var studentHidden = new Option<int>("--student-hidden") { Description = "Random student width.", DefaultValueFactory = _ => defaults.StudentHidden };
+var devExamples = new Option<int>("--dev-examples") { Description = "Dev examples scored at each epoch end to pick the best checkpoint (0 = off).", DefaultValueFactory = _ => defaults.DevExamples };
+var tokenizerOption = new Option<string>("--tokenizer") { Description = "Bundled tokenizer when no --teacher is given: bpe (512 ids) or bytes (257 ids).", DefaultValueFactory = _ => defaults.Tokenizer };
+var teacherLr = new Option<double>("--teacher-lr") { Description = "Bundled teacher peak learning rate.", DefaultValueFactory = _ => defaults.TeacherLearningRate };
+var threads = new Option<int?>("--threads") { Description = "CPU threads for torch (default: torch's choice)." };
 var verbose = new Option<bool>("--verbose") { Description = "Log every trainer message to the console." };
 
 var root = new RootCommand("Distill quickstart: train a teacher, distill a student, compare with SFT.")
 {
-    teacher, student, data, template, objective, lora, loraRank, loraAlpha, loraTargets, steps, teacherSteps, batchSize, lr, evalExamples, output, bf16, retrain, noSft, verbose,
+    teacher, student, data, template, objective, lora, loraRank, loraAlpha, loraTargets, steps, teacherSteps, batchSize, lr, evalExamples, output, bf16, retrain, noSft,
+    teacherLayers, teacherHidden, studentLayers, studentHidden, devExamples, tokenizerOption, teacherLr, threads, verbose,
 };
 
 root.SetAction(parse =>
@@ -56,6 +65,14 @@ root.SetAction(parse =>
         BFloat16 = parse.GetValue(bf16),
         RetrainTeacher = parse.GetValue(retrain),
         SftBaseline = !parse.GetValue(noSft),
+        TeacherLayers = parse.GetValue(teacherLayers),
+        TeacherHidden = parse.GetValue(teacherHidden),
+        StudentLayers = parse.GetValue(studentLayers),
+        StudentHidden = parse.GetValue(studentHidden),
+        DevExamples = parse.GetValue(devExamples),
+        Threads = parse.GetValue(threads),
+        Tokenizer = parse.GetValue(tokenizerOption)!,
+        TeacherLearningRate = parse.GetValue(teacherLr),
     };
     var problems = settings.Validate();
     if (problems.Count > 0)
@@ -102,8 +119,13 @@ root.SetAction(parse =>
         });
 
     var r = report!;
+    if (Console.IsOutputRedirected)
+    {
+        AnsiConsole.Profile.Width = 132; // a log file: don't squeeze the table into 80 columns
+    }
+
     var table = new Table().Border(TableBorder.Rounded).Title($"[bold]Distill quickstart[/] — objective [green]{Markup.Escape(r.Objective)}[/], held-out examples: {settings.EvalExamples}");
-    table.AddColumns("model", "params", "ROUGE-L", "exact match", "answer loss", "top-1 agree w/ teacher", "KL(teacher‖model)");
+    table.AddColumns("model", "params", "ROUGE-L", "EM", "answer loss", "top-1 = teacher", "KL(teacher‖model)");
     foreach (var row in r.Rows)
     {
         table.AddRow(

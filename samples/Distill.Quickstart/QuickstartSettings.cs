@@ -23,6 +23,9 @@ public sealed record QuickstartSettings
     /// <summary>Gets the prompt template for <see cref="DataPath"/> (<c>compact</c>, <c>alpaca</c>, <c>dolly</c>, ...).</summary>
     public string Template { get; init; } = "compact";
 
+    /// <summary>Gets the bundled tokenizer used when no <see cref="TeacherPath"/> is given: <c>bpe</c> (512 ids) or <c>bytes</c> (257 ids).</summary>
+    public string Tokenizer { get; init; } = "bpe";
+
     /// <summary>Gets a value indicating whether the student trains through LoRA adapters instead of fully.</summary>
     public bool Lora { get; init; }
 
@@ -77,6 +80,9 @@ public sealed record QuickstartSettings
     /// <summary>Gets the random student's width.</summary>
     public int StudentHidden { get; init; } = 64;
 
+    /// <summary>Gets the number of CPU threads torch uses; <see langword="null"/> = torch's default.</summary>
+    public int? Threads { get; init; }
+
     /// <summary>Gets a value indicating whether to train in bfloat16 (float32 master weights).</summary>
     public bool BFloat16 { get; init; }
 
@@ -99,6 +105,11 @@ public sealed record QuickstartSettings
         if (BatchSize < 1 || EvalExamples < 1 || MaxNewTokens < 1 || MaxLength < 4 || DevExamples < 0)
         {
             errors.Add("--batch-size, --eval-examples, --max-new-tokens must be positive, --max-length at least 4, --dev-examples non-negative.");
+        }
+
+        if (Tokenizer is not ("bpe" or "bytes"))
+        {
+            errors.Add($"--tokenizer must be bpe or bytes (got '{Tokenizer}').");
         }
 
         if (LoraRank < 1 || LoraAlpha <= 0)

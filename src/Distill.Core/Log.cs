@@ -17,4 +17,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "Compute: device {Device}, dtype {DType} ({Reason})")]
     internal static partial void ComputeSelected(ILogger logger, string device, string dtype, string reason);
+
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Information, Message = "Loaded {ModelType} from {Dir}: {Tensors} tensors, {Parameters} parameters, {DType} on {Device} in {Seconds:F2} s")]
+    internal static partial void ModelLoaded(ILogger logger, string modelType, string dir, int tensors, long parameters, string dtype, string device, double seconds);
+
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Non-strict load of {Dir}: {Problems}")]
+    internal static partial void ModelLoadProblems(ILogger logger, string dir, string problems);
+
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Information, Message = "Saved {ModelType} to {Dir}: {Files} weight file(s), {Bytes} bytes")]
+    internal static partial void ModelSaved(ILogger logger, string modelType, string dir, int files, long bytes);
 }

@@ -113,12 +113,13 @@ public sealed partial class LoraModel
         ThrowIfTiedTarget("export merged weights of");
         using var noGrad = torch.no_grad();
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (key, tensor) in Model.state_dict())
+        var state = Model.state_dict();
+
+        // A Distill CausalLM knows its checkpoint keys (no tied lm_head); any other module: every non-adapter entry.
+        var keys = Model is CausalLM causalLM ? causalLM.CheckpointKeys : state.Keys.Where(k => !IsAdapterParameter(k));
+        foreach (var key in keys)
         {
-            if (!IsAdapterParameter(key))
-            {
-                result[key] = tensor.detach();
-            }
+            result[key] = state[key].detach();
         }
 
         foreach (var l in layers.Values.Where(l => !l.IsMerged))

@@ -162,6 +162,7 @@ public sealed partial class LoraModel
                 weightsPath);
         }
 
+        var requiresGrad = model.parameters().Select(p => (p, p.requires_grad)).ToList();
         var lora = Create(model, config, initialize: false, trainable, configPath, logger);
         var tensors = IO.SafeTensors.Load(weightsPath);
         try
@@ -170,7 +171,13 @@ public sealed partial class LoraModel
         }
         catch
         {
+            // Leave the model as it was: no adapter modules, the caller's requires_grad flags.
             lora.Unload();
+            foreach (var (p, flag) in requiresGrad)
+            {
+                p.requires_grad = flag;
+            }
+
             throw;
         }
         finally
@@ -208,8 +215,9 @@ public sealed partial class LoraModel
 
     /// <summary>Gets the parameters that require gradients (for the optimizer), with their model names.</summary>
     /// <returns>Name and parameter, in model order.</returns>
+    /// <remarks>A parameter reachable under two names (a module registered twice) is listed once, under its first name, as PyTorch does.</remarks>
     public IEnumerable<(string Name, Parameter Parameter)> TrainableParameters() =>
-        Model.named_parameters().Where(p => p.parameter.requires_grad);
+        UniqueNamedParameters(Model).Where(p => p.Parameter.requires_grad);
 
     /// <summary>Counts the parameters that require gradients.</summary>
     /// <returns>Σ numel of trainable parameters (PEFT's <c>get_nb_trainable_parameters()[0]</c>).</returns>
@@ -217,7 +225,7 @@ public sealed partial class LoraModel
 
     /// <summary>Counts all parameters of the model, adapters included.</summary>
     /// <returns>Σ numel of all parameters.</returns>
-    public long CountAllParameters() => Model.parameters().Sum(p => p.numel());
+    public long CountAllParameters() => UniqueNamedParameters(Model).Sum(p => p.Parameter.numel());
 
     /// <summary>Freezes every parameter of the model, adapters included (a teacher).</summary>
     public void Freeze()
@@ -362,7 +370,7 @@ public sealed partial class LoraModel
             throw new ArgumentException($"{source}: no target_modules given; set {nameof(LoraConfig.TargetModules)} or {nameof(LoraConfig.TargetModulesPattern)}.", nameof(requested));
         }
 
-        var named = model.named_modules().ToList();
+        var named = UniqueNamedModules(model);
         foreach (var (name, module) in named)
         {
             if (module is Projection { Adapter: not null })
@@ -514,7 +522,7 @@ public sealed partial class LoraModel
     /// <summary>The base biases trained and saved per <see cref="LoraConfig.Bias"/>, by model parameter name.</summary>
     private IEnumerable<(string Name, Parameter Parameter)> BiasParameters() => Config.Bias switch
     {
-        LoraBiasMode.All => Model.named_parameters().Where(p => (p.name == "bias" || p.name.EndsWith(".bias", StringComparison.Ordinal)) && !IsAdapterParameter(p.name)),
+        LoraBiasMode.All => UniqueNamedParameters(Model).Where(p => (p.Name == "bias" || p.Name.EndsWith(".bias", StringComparison.Ordinal)) && !IsAdapterParameter(p.Name)),
         LoraBiasMode.LoraOnly => layers.Values.Where(l => l.Target.Bias is not null).Select(l => ($"{l.Path}.bias", l.Target.Bias!)),
         _ => [],
     };
@@ -522,6 +530,26 @@ public sealed partial class LoraModel
     private static bool IsAdapterParameter(string name) =>
         name.Contains($".{LoraLayer.AName}.", StringComparison.Ordinal) || name.Contains($".{LoraLayer.BName}.", StringComparison.Ordinal)
         || name.StartsWith($"{LoraLayer.AName}.", StringComparison.Ordinal) || name.StartsWith($"{LoraLayer.BName}.", StringComparison.Ordinal);
+
+    /// <summary>named_modules() without repeats: a module reachable under two names keeps its first one (PyTorch's remove_duplicate).</summary>
+    private static List<(string name, nn.Module module)> UniqueNamedModules(nn.Module model)
+    {
+        var seen = new HashSet<nn.Module>(ReferenceEqualityComparer.Instance);
+        return [.. model.named_modules().Where(m => seen.Add(m.module))];
+    }
+
+    /// <summary>named_parameters() without repeats (by identity), first name kept.</summary>
+    private static IEnumerable<(string Name, Parameter Parameter)> UniqueNamedParameters(nn.Module model)
+    {
+        var seen = new HashSet<IntPtr>();
+        foreach (var (name, p) in model.named_parameters())
+        {
+            if (seen.Add(p.Handle))
+            {
+                yield return (name, p);
+            }
+        }
+    }
 
     /// <summary>A tied lm_head shares its weight with the input embedding: merging into it would change the embedding too.</summary>
     private void ThrowIfTiedTarget(string operation)

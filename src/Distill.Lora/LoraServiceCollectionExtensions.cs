@@ -1,4 +1,5 @@
 using Distill.Lora;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -27,6 +28,25 @@ public static class LoraServiceCollectionExtensions
             options.Configure(configure);
         }
 
+        return AddCore(builder, options);
+    }
+
+    /// <summary>
+    /// Adds Distill.Lora with the default <see cref="LoraConfig"/> bound from a configuration section (e.g. <c>"Distill:Lora"</c>
+    /// with <c>R</c>, <c>LoraAlpha</c>, <c>TargetModules</c>, <c>Bias</c> = <c>LoraOnly</c>, ...: property names, not PEFT's JSON keys).
+    /// </summary>
+    /// <param name="builder">The builder returned by <c>services.AddDistill(...)</c>.</param>
+    /// <param name="section">The configuration section.</param>
+    /// <returns>The builder, for chaining.</returns>
+    public static IDistillBuilder AddDistillLora(this IDistillBuilder builder, IConfiguration section)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(section);
+        return AddCore(builder, builder.Services.AddOptions<LoraConfig>().Bind(section));
+    }
+
+    private static IDistillBuilder AddCore(IDistillBuilder builder, OptionsBuilder<LoraConfig> options)
+    {
         options.ValidateOnStart();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LoraConfig>, LoraConfigValidator>());
         builder.Services.TryAddSingleton<ILoraInjector, LoraInjector>();

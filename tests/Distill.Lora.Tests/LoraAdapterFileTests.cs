@@ -204,6 +204,7 @@ public sealed class LoraAdapterFileTests
         Assert.Contains("adapter_model.safetensors", e.Message, StringComparison.Ordinal);
         Assert.Contains("missing key(s) 'base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight'", e.Message, StringComparison.Ordinal);
         Assert.All(model.named_modules(), m => Assert.Null((m.module as Models.Projection)?.Adapter)); // nothing left behind
+        Assert.All(model.parameters(), p => Assert.True(p.requires_grad)); // flags as before the failed load
     }
 
     [Fact]

@@ -200,4 +200,60 @@ public sealed class LoraInjectionTests
         Assert.True(e1.BitEqual(e2));
         Assert.False(torch.allclose(e1, t1));
     }
+
+    [Fact]
+    public void Inject_ModuleRegisteredUnderTwoNames_AdaptedOnceUnderFirstName()
+    {
+        using var model = new AliasedProjection();
+
+        var lora = LoraModel.Inject(model, new LoraConfig { R = 2, TargetModules = ["q_proj", "alias"] });
+
+        // PyTorch's named_modules() yields a shared module once, under its first name; PEFT adapts it once.
+        Assert.Equal(["block.q_proj"], lora.Layers.Keys);
+        Assert.Equal(2 * (3 + 5), lora.CountTrainableParameters());
+        Assert.Single(lora.GetAdapterStateDict().Keys, k => k.EndsWith("lora_A.weight", StringComparison.Ordinal));
+    }
+
+    private sealed class AliasedProjection : nn.Module<Tensor, Tensor>
+    {
+        private readonly Block block = new();
+
+        public AliasedProjection()
+            : base(nameof(AliasedProjection)) => RegisterComponents();
+
+        public override Tensor forward(Tensor x) => block.forward(x);
+
+        private sealed class Block : nn.Module<Tensor, Tensor>
+        {
+            private readonly LinearProjection q = new(3, 5);
+
+            public Block()
+                : base(nameof(Block))
+            {
+                register_module("q_proj", q);
+                register_module("alias", q);
+            }
+
+            public override Tensor forward(Tensor x) => q.forward(x);
+        }
+    }
+
+    [Fact]
+    public void ModelTo_AfterInject_MovesAdaptersAndKeepsThemTrainable()
+    {
+        torch.manual_seed(5);
+        using var model = new TinyLlamaLike();
+        var lora = LoraModel.Inject(model, new LoraConfig { TargetModules = ["q_proj"], InitLoraWeights = LoraInitialization.Random });
+        using var ids = Ids(model.Vocab);
+        using var before = model.forward(ids);
+
+        model.to(ScalarType.Float64);
+        using var after = model.forward(ids);
+
+        var layer = lora.Layers["model.layers.0.self_attn.q_proj"];
+        Assert.Equal(ScalarType.Float64, layer.A.dtype);
+        Assert.True(layer.A.requires_grad);
+        Assert.Equal(2 * 8 * (6 + 6), lora.CountTrainableParameters());
+        Assert.True(torch.allclose(after.to(ScalarType.Float32), before, rtol: 1e-5, atol: 1e-5));
+    }
 }

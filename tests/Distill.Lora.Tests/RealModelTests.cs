@@ -1,4 +1,5 @@
 using Distill.Models;
+using Microsoft.Extensions.DependencyInjection;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -162,5 +163,37 @@ public sealed class RealModelTests
             var changed = !value.BitEqual(before[key]);
             Assert.Equal(key.Contains(".lora_", StringComparison.Ordinal), changed);
         }
+    }
+
+    [Fact]
+    public void GetMergedStateDict_CausalLM_HasCheckpointKeysOnly()
+    {
+        torch.manual_seed(35);
+        using var model = AutoCausalLM.FromConfig(TinyLlama(), seed: 8);
+        var lora = LoraModel.Inject(model, new LoraConfig { R = 2, TargetModules = ["o_proj"], InitLoraWeights = LoraInitialization.Random });
+        var layer = lora.Layers["model.layers.1.self_attn.o_proj"];
+
+        var merged = lora.GetMergedStateDict();
+
+        Assert.Equal(model.CheckpointKeys.Order(StringComparer.Ordinal), merged.Keys.Order(StringComparer.Ordinal));
+        using var expected = layer.Target.Weight + torch.matmul(layer.B, layer.A) * layer.Scaling;
+        Assert.True(torch.allclose(merged["model.layers.1.self_attn.o_proj.weight"], expected, rtol: 0, atol: 1e-6));
+    }
+
+    [Fact]
+    public void LoraInjector_FromDi_InjectsConfiguredAdapter()
+    {
+        using var provider = new ServiceCollection()
+            .AddDistill()
+            .AddDistillLora(c => { c.R = 2; c.LoraAlpha = 4; })
+            .Services.BuildServiceProvider();
+        using var model = AutoCausalLM.FromConfig(TinyGpt2(), seed: 9);
+
+        var lora = provider.GetRequiredService<ILoraInjector>().Inject(model);
+
+        // No targets configured → PEFT's GPT-2 default c_attn (16→48): 2 blocks · 2·(16+48) = 256.
+        Assert.Equal(["transformer.h.0.attn.c_attn", "transformer.h.1.attn.c_attn"], lora.Layers.Keys);
+        Assert.Equal(256, lora.CountTrainableParameters());
+        Assert.Equal(2.0, lora.Layers.Values.First().Scaling);
     }
 }

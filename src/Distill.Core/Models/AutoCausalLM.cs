@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using Distill.IO;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -17,12 +19,14 @@ public static class AutoCausalLM
     /// <param name="device">Target device; <see langword="null"/> = CPU.</param>
     /// <param name="strict">When true (the default), missing, unexpected and shape-mismatched tensors are all listed in one
     /// <see cref="InvalidDataException"/>; when false they are skipped and the parameters they would fill keep a seed-0 random init.</param>
+    /// <param name="logger">Optional logger (event 1101 on success, 1102 for what a non-strict load skipped).</param>
     /// <returns>The model, in eval mode.</returns>
     /// <exception cref="InvalidDataException">The checkpoint does not match the architecture (strict), or a file is corrupt.</exception>
     /// <exception cref="NotSupportedException">Unsupported <c>model_type</c>.</exception>
-    public static CausalLM FromPretrained(string dir, ScalarType? dtype = null, Device? device = null, bool strict = true)
+    public static CausalLM FromPretrained(string dir, ScalarType? dtype = null, Device? device = null, bool strict = true, ILogger? logger = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(dir);
+        var stopwatch = Stopwatch.StartNew();
         var config = ModelConfigLoader.Load(dir);
         var model = Create(config, dtype ?? ScalarType.Float32, device ?? torch.CPU);
         try
@@ -34,7 +38,17 @@ public static class AutoCausalLM
                 model.InitializeWeights(generator);
             }
 
-            LoadWeights(model, dir, strict);
+            var (loadedCount, problems) = LoadWeights(model, dir, strict);
+            if (logger is not null)
+            {
+                if (problems is not null)
+                {
+                    Log.ModelLoadProblems(logger, dir, problems);
+                }
+
+                Log.ModelLoaded(logger, model.Config.ModelType, dir, loadedCount, model.parameters().Sum(p => p.NumberOfElements), model.DType.ToString(), model.Device.ToString(), stopwatch.Elapsed.TotalSeconds);
+            }
+
             var generationConfig = Path.Combine(dir, "generation_config.json");
             if (File.Exists(generationConfig))
             {
@@ -89,7 +103,8 @@ public static class AutoCausalLM
     }
 
     /// <summary>Copies a checkpoint folder's tensors into the model's parameters (converting dtype, moving to its device).</summary>
-    internal static void LoadWeights(CausalLM model, string dir, bool strict)
+    /// <returns>The number of tensors loaded, and a description of what was skipped (non-strict) or <see langword="null"/>.</returns>
+    internal static (int Loaded, string? Problems) LoadWeights(CausalLM model, string dir, bool strict)
     {
         var state = model.state_dict();
         var expected = model.CheckpointKeys.ToHashSet(StringComparer.Ordinal);
@@ -134,7 +149,7 @@ public static class AutoCausalLM
         }
 
         var missing = expected.Where(k => !loaded.Contains(k)).ToList();
-        if (strict && (missing.Count > 0 || unexpected.Count > 0 || mismatched.Count > 0))
+        if (missing.Count > 0 || unexpected.Count > 0 || mismatched.Count > 0)
         {
             var parts = new List<string>();
             if (missing.Count > 0)
@@ -152,7 +167,15 @@ public static class AutoCausalLM
                 parts.Add($"shape mismatches ({mismatched.Count}): {string.Join("; ", mismatched)}");
             }
 
-            throw new InvalidDataException($"Checkpoint '{dir}' does not match {model.GetType().Name} ({model.Config.ModelType}): {string.Join(" | ", parts)}.");
+            var message = $"Checkpoint '{dir}' does not match {model.GetType().Name} ({model.Config.ModelType}): {string.Join(" | ", parts)}.";
+            if (strict)
+            {
+                throw new InvalidDataException(message);
+            }
+
+            return (loaded.Count - mismatched.Count, message);
         }
+
+        return (loaded.Count, null);
     }
 }

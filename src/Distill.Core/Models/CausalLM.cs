@@ -1,4 +1,5 @@
 using Distill.IO;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -115,7 +116,8 @@ public abstract class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICaus
     /// </summary>
     /// <param name="dir">The target folder (created if needed).</param>
     /// <param name="maxShardBytes">Shard size limit; <see langword="null"/> = 5 GB (transformers' default <c>max_shard_size</c>).</param>
-    public void SavePretrained(string dir, long? maxShardBytes = null)
+    /// <param name="logger">Optional logger (event 1103).</param>
+    public void SavePretrained(string dir, long? maxShardBytes = null, ILogger? logger = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(dir);
         Directory.CreateDirectory(dir);
@@ -125,9 +127,10 @@ public abstract class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICaus
         var tensors = keys.ToDictionary(k => k, k => state[k], StringComparer.Ordinal);
         var total = tensors.Values.Sum(t => t.NumberOfElements * t.ElementSize);
         var metadata = new Dictionary<string, string> { ["format"] = "pt" };
+        var files = 1;
         if (total > limit)
         {
-            SafeTensors.SaveSharded(dir, tensors, limit, metadata);
+            files = SafeTensors.SaveSharded(dir, tensors, limit, metadata).Count;
             DeleteIfExists(Path.Combine(dir, SafeTensors.SingleFileName));
         }
         else
@@ -144,6 +147,11 @@ public abstract class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICaus
         if (GenerationConfigJson is not null)
         {
             AtomicFile.WriteText(Path.Combine(dir, "generation_config.json"), GenerationConfigJson);
+        }
+
+        if (logger is not null)
+        {
+            Log.ModelSaved(logger, Config.ModelType, dir, files, total);
         }
     }
 

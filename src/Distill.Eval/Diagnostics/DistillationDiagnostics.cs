@@ -98,4 +98,55 @@ public static class DistillationDiagnostics
 
         return new DiagnosticsResult(topK, count, top1, overlapSum, klSum);
     }
+
+    /// <summary>
+    /// Runs student and teacher over <paramref name="batches"/> (same tokenizer: both read the student tensors) without
+    /// gradients, in eval mode, and accumulates the diagnostics over positions whose label is not −100.
+    /// </summary>
+    /// <param name="student">The student; its train/eval mode is restored afterwards.</param>
+    /// <param name="teacher">The teacher, sharing the student's vocabulary; its mode is restored afterwards.</param>
+    /// <param name="batches">Batches on the models' device.</param>
+    /// <param name="topK">k for the top-k overlap.</param>
+    /// <param name="cancellationToken">Checked between batches.</param>
+    /// <returns>The diagnostics over all batches.</returns>
+    public static DiagnosticsResult Compute(ICausalLM student, ICausalLM teacher, IEnumerable<DistillationBatch> batches, int topK = 5, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(student);
+        ArgumentNullException.ThrowIfNull(teacher);
+        ArgumentNullException.ThrowIfNull(batches);
+        var studentTraining = student.Module.training;
+        var teacherTraining = teacher.Module.training;
+        student.Module.eval();
+        teacher.Module.eval();
+        try
+        {
+            using var noGrad = torch.no_grad();
+            var total = new DiagnosticsResult(topK, 0, 0, 0, 0);
+            foreach (var batch in batches)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                using var scope = torch.NewDisposeScope();
+                var input = new CausalLMInput { InputIds = batch.InputIds, AttentionMask = batch.AttentionMask, PositionIds = batch.PositionIds };
+                var studentLogits = student.Forward(input).Logits
+                    ?? throw new InvalidOperationException($"{student.GetType().Name}.Forward returned no logits.");
+                var teacherLogits = teacher.Forward(input).Logits
+                    ?? throw new InvalidOperationException($"{teacher.GetType().Name}.Forward returned no logits.");
+                total = total.Add(Compute(studentLogits, teacherLogits, batch.Labels, topK));
+            }
+
+            return total;
+        }
+        finally
+        {
+            if (studentTraining)
+            {
+                student.Module.train();
+            }
+
+            if (teacherTraining)
+            {
+                teacher.Module.train();
+            }
+        }
+    }
 }

@@ -35,8 +35,8 @@ public sealed class EvaluatorOptions
     public bool SampleStandardDeviation { get; set; }
 
     /// <summary>Gets or sets the answer rule of the registered <c>gsm8k_accuracy</c> metric.</summary>
-    /// <value>The default is <see cref="Gsm8kAnswerRule.LastNumber"/>.</value>
-    public Gsm8kAnswerRule Gsm8kRule { get; set; } = Gsm8kAnswerRule.LastNumber;
+    /// <value>The default is <see cref="Gsm8kAnswerRule.FinalNumber"/>.</value>
+    public Gsm8kAnswerRule Gsm8kRule { get; set; } = Gsm8kAnswerRule.FinalNumber;
 }
 
 /// <summary>Defaults of <see cref="EvaluatorOptions"/>.</summary>

@@ -19,7 +19,7 @@ namespace Distill.Eval.Evaluation;
 /// </remarks>
 public sealed class SeededEvaluator
 {
-    private readonly EvaluatorOptions _options;
+    private readonly EvaluatorOptions _options; // a snapshot: later changes to the caller's options have no effect
     private readonly ILogger _logger;
 
     /// <summary>Creates an evaluator over explicit metrics.</summary>
@@ -50,7 +50,17 @@ public sealed class SeededEvaluator
         }
 
         Metrics = list;
-        _options = options;
+        _options = new EvaluatorOptions
+        {
+            Seeds = [.. options.Seeds],
+            Metrics = [.. list.Select(m => m.Name)],
+            BatchSize = options.BatchSize,
+            StopText = options.StopText,
+            Strip = options.Strip,
+            ScoreScale = options.ScoreScale,
+            SampleStandardDeviation = options.SampleStandardDeviation,
+            Gsm8kRule = options.Gsm8kRule,
+        };
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
@@ -70,13 +80,15 @@ public sealed class SeededEvaluator
     /// <param name="dataset">The examples; at least one, each with at least one reference.</param>
     /// <param name="generate">Returns one raw generation per example of the batch, for the given seed.</param>
     /// <param name="cancellationToken">Checked between batches and passed to <paramref name="generate"/>.</param>
+    /// <param name="progress">Optional progress, reported after every batch.</param>
     /// <returns>Per-metric mean ± std over seeds, per-seed values and every prediction.</returns>
     /// <exception cref="ArgumentException">An example has no reference, or ids repeat (the message names the example).</exception>
     /// <exception cref="InvalidOperationException">The delegate returned the wrong number of generations or a null one.</exception>
     public EvaluationReport Evaluate(
         IReadOnlyList<EvalExample> dataset,
         Func<IReadOnlyList<EvalExample>, int, CancellationToken, IReadOnlyList<string>> generate,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default,
+        IProgress<EvaluationProgress>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(dataset);
         ArgumentNullException.ThrowIfNull(generate);
@@ -89,9 +101,10 @@ public sealed class SeededEvaluator
         }
 
         var runs = new List<SeedRun>(seeds.Count);
-        foreach (var seed in seeds)
+        for (var s = 0; s < seeds.Count; s++)
         {
-            runs.Add(RunSeed(dataset, generate, seed, cancellationToken));
+            runs.Add(RunSeed(dataset, generate, seeds[s], cancellationToken, done =>
+                progress?.Report(new EvaluationProgress(seeds[s], s, seeds.Count, done, dataset.Count))));
         }
 
         var summaries = new Dictionary<string, MetricSummary>(StringComparer.Ordinal);
@@ -165,7 +178,8 @@ public sealed class SeededEvaluator
         IReadOnlyList<EvalExample> dataset,
         Func<IReadOnlyList<EvalExample>, int, CancellationToken, IReadOnlyList<string>> generate,
         int seed,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        Action<int> batchDone)
     {
         var predictions = new List<ExamplePrediction>(dataset.Count);
         var sums = new double[Metrics.Count];
@@ -203,6 +217,8 @@ public sealed class SeededEvaluator
 
                 predictions.Add(new ExamplePrediction(batch[i].Id, prediction, scores));
             }
+
+            batchDone(start + count);
         }
 
         var metrics = new Dictionary<string, double>(Metrics.Count, StringComparer.Ordinal);
@@ -258,4 +274,16 @@ public sealed class SeededEvaluator
 
         return [.. options.Metrics.Select(registry.Get)];
     }
+}
+
+/// <summary>Progress of <see cref="SeededEvaluator.Evaluate"/>, reported after every generated batch.</summary>
+/// <param name="Seed">The seed being run.</param>
+/// <param name="SeedIndex">Its 0-based position in the seed list.</param>
+/// <param name="SeedCount">The number of seeds.</param>
+/// <param name="ExamplesDone">Examples generated and scored so far under this seed.</param>
+/// <param name="ExampleCount">Examples per seed.</param>
+public readonly record struct EvaluationProgress(int Seed, int SeedIndex, int SeedCount, int ExamplesDone, int ExampleCount)
+{
+    /// <summary>Gets the overall fraction done, in [0, 1].</summary>
+    public double Fraction => (SeedIndex + ((double)ExamplesDone / ExampleCount)) / SeedCount;
 }

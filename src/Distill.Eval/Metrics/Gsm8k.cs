@@ -13,7 +13,7 @@ public enum Gsm8kAnswerRule
     /// harness's strict match), else the prediction's last number (<c>-?[0-9][0-9,]*(\.[0-9]+)?</c>, commas removed);
     /// compared numerically with the reference answer.
     /// </summary>
-    LastNumber,
+    FinalNumber,
 
     /// <summary>
     /// SDFT's <c>check_math</c>: <c>int(find_last_integer(reference)) == int(find_last_integer(prediction.strip()))</c>,
@@ -30,8 +30,8 @@ public static partial class Gsm8k
     public const string InvalidInteger = "-999999999";
 
     /// <summary>
-    /// The reference's final answer: the text after the last <c>####</c> (GSM8K's answer format), trimmed and without
-    /// thousands commas; for a reference without <c>####</c>, its last number.
+    /// The reference's final answer: the first number after the last <c>####</c> (GSM8K's answer format; the trimmed
+    /// text there if it holds no number), without thousands commas; for a reference without <c>####</c>, its last number.
     /// </summary>
     /// <param name="reference">A GSM8K answer field (worked solution ending in <c>#### N</c>) or a bare answer.</param>
     /// <returns>The answer text, or <see langword="null"/> when the reference holds no answer.</returns>
@@ -41,14 +41,17 @@ public static partial class Gsm8k
         var marker = reference.LastIndexOf("####", StringComparison.Ordinal);
         if (marker >= 0)
         {
-            var answer = reference[(marker + 4)..].Trim().Replace(",", string.Empty, StringComparison.Ordinal);
+            // GSM8K writes "#### 1,200"; take the first number there, or the raw text when it is not numeric.
+            var first = LastNumberRegex().Match(reference, marker + 4);
+            var answer = first.Success ? first.Value : reference[(marker + 4)..].Trim();
+            answer = answer.Replace(",", string.Empty, StringComparison.Ordinal);
             return answer.Length > 0 ? answer : null;
         }
 
         return LastNumber(reference);
     }
 
-    /// <summary>The prediction's final number under <see cref="Gsm8kAnswerRule.LastNumber"/>.</summary>
+    /// <summary>The prediction's final number under <see cref="Gsm8kAnswerRule.FinalNumber"/>.</summary>
     /// <param name="prediction">A generated solution.</param>
     /// <returns>The number without commas, or <see langword="null"/> when there is none.</returns>
     public static string? ExtractPredictedAnswer(string prediction)
@@ -107,13 +110,13 @@ public static partial class Gsm8k
     /// <param name="reference">The reference answer (GSM8K <c>#### N</c> format or SDFT's "The answer is N.").</param>
     /// <param name="rule">The extraction rule.</param>
     /// <returns><see langword="true"/> when the answers agree.</returns>
-    public static bool IsCorrect(string prediction, string reference, Gsm8kAnswerRule rule = Gsm8kAnswerRule.LastNumber)
+    public static bool IsCorrect(string prediction, string reference, Gsm8kAnswerRule rule = Gsm8kAnswerRule.FinalNumber)
     {
         ArgumentNullException.ThrowIfNull(prediction);
         ArgumentNullException.ThrowIfNull(reference);
         switch (rule)
         {
-            case Gsm8kAnswerRule.LastNumber:
+            case Gsm8kAnswerRule.FinalNumber:
                 var expected = ExtractReferenceAnswer(reference);
                 var actual = ExtractPredictedAnswer(prediction);
                 if (expected is null || actual is null)
@@ -213,8 +216,8 @@ public static partial class Gsm8k
 }
 
 /// <summary>The <c>gsm8k_accuracy</c> metric: 1 when the final answer matches any reference, else 0.</summary>
-/// <param name="rule">How the final answer is read (default <see cref="Gsm8kAnswerRule.LastNumber"/>).</param>
-public sealed class Gsm8kAccuracyMetric(Gsm8kAnswerRule rule = Gsm8kAnswerRule.LastNumber) : IMetric
+/// <param name="rule">How the final answer is read (default <see cref="Gsm8kAnswerRule.FinalNumber"/>).</param>
+public sealed class Gsm8kAccuracyMetric(Gsm8kAnswerRule rule = Gsm8kAnswerRule.FinalNumber) : IMetric
 {
     /// <summary>The registered name, <c>gsm8k_accuracy</c>.</summary>
     public const string MetricName = "gsm8k_accuracy";

@@ -26,7 +26,7 @@ public sealed class MetricRegistry : IMetricRegistry
     public MetricRegistry(IEnumerable<IMetric> metrics) => _byName = Build(metrics, out _names);
 
     /// <summary>Gets a registry of the built-in metrics: <c>rougeL</c>, <c>exact_match</c>, <c>dskd_exact_match</c>, <c>squad_f1</c>, <c>gsm8k_accuracy</c>.</summary>
-    public static MetricRegistry BuiltIn { get; } = new(CreateBuiltIn(Gsm8kAnswerRule.LastNumber));
+    public static MetricRegistry BuiltIn { get; } = new(CreateBuiltIn(Gsm8kAnswerRule.FinalNumber));
 
     /// <inheritdoc />
     public IReadOnlyList<string> Names => _names;

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Distill.Eval.Text;
 
 namespace Distill.Eval.Metrics;
@@ -22,6 +23,11 @@ public readonly record struct RougeScore(double Precision, double Recall, double
 /// </remarks>
 public static class RougeL
 {
+    // Stemming is a pure function of the token and dominates tokenisation time; natural text repeats words, so a
+    // bounded memo (no eviction: it simply stops growing) makes repeated scoring cheap without changing any result.
+    private const int StemCacheCapacity = 200_000;
+    private static readonly ConcurrentDictionary<string, string> StemCache = new(StringComparer.Ordinal);
+
     /// <summary>Tokenizes text as <c>rouge_score.tokenize.tokenize(text, PorterStemmer())</c>.</summary>
     /// <param name="text">Any text.</param>
     /// <param name="useStemmer">Whether to stem tokens longer than 3 characters (rouge_score's <c>use_stemmer</c>).</param>
@@ -48,7 +54,7 @@ public static class RougeL
             if (start >= 0)
             {
                 var token = lower[start..i];
-                tokens.Add(useStemmer && token.Length > 3 ? PorterStemmer.Instance.Stem(token) : token);
+                tokens.Add(useStemmer && token.Length > 3 ? Stem(token) : token);
                 start = -1;
             }
         }
@@ -57,6 +63,22 @@ public static class RougeL
         // outside the class, so nothing else can be dropped here.
         tokens.RemoveAll(t => t.Length == 0);
         return tokens;
+    }
+
+    private static string Stem(string token)
+    {
+        if (StemCache.TryGetValue(token, out var stem))
+        {
+            return stem;
+        }
+
+        stem = PorterStemmer.Instance.Stem(token);
+        if (StemCache.Count < StemCacheCapacity)
+        {
+            StemCache.TryAdd(token, stem);
+        }
+
+        return stem;
     }
 
     /// <summary>Scores a prediction against one target: <c>RougeScorer(['rougeL'], use_stemmer).score(target, prediction)['rougeL']</c>.</summary>

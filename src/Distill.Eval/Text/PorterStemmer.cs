@@ -82,7 +82,8 @@ public sealed class PorterStemmer
 
     private static bool IsVowelLetter(char c) => c is 'a' or 'e' or 'i' or 'o' or 'u';
 
-    // A consonant is a letter other than a, e, i, o, u, and other than y preceded by a consonant.
+    // A consonant is a letter other than a, e, i, o, u, and other than y preceded by a consonant. NLTK recurses through
+    // runs of y; this walks back over the run instead, so a degenerate token of many y's cannot overflow the stack.
     private static bool IsConsonant(string word, int i)
     {
         var c = word[i];
@@ -91,20 +92,38 @@ public sealed class PorterStemmer
             return false;
         }
 
-        // y is a consonant at the start of a word or after a vowel.
-        return c != 'y' || i == 0 || !IsConsonant(word, i - 1);
+        if (c != 'y')
+        {
+            return true;
+        }
+
+        // word[start..i] is a run of y's. A y at 0 is a consonant; each following y flips the answer.
+        var start = i;
+        while (start > 0 && word[start - 1] == 'y')
+        {
+            start--;
+        }
+
+        var runLength = i - start; // y's before position i within the run
+        var first = start == 0 || !IsConsonant(word, start - 1); // word[start - 1] is not 'y': no further recursion
+        return runLength % 2 == 0 ? first : !first;
     }
 
-    // m in [C](VC){m}[V]: the number of "vc" transitions in the consonant/vowel pattern of the stem.
+    // m in [C](VC){m}[V]: the number of "vc" transitions in the consonant/vowel pattern of the stem (one O(n) pass).
     private static int Measure(string stem)
     {
         var m = 0;
-        for (var i = 0; i + 1 < stem.Length; i++)
+        var previousIsConsonant = true;
+        for (var i = 0; i < stem.Length; i++)
         {
-            if (!IsConsonant(stem, i) && IsConsonant(stem, i + 1))
+            var c = stem[i];
+            var isConsonant = !IsVowelLetter(c) && (c != 'y' || i == 0 || !previousIsConsonant);
+            if (isConsonant && i > 0 && !previousIsConsonant)
             {
                 m++;
             }
+
+            previousIsConsonant = isConsonant;
         }
 
         return m;
@@ -116,9 +135,12 @@ public sealed class PorterStemmer
 
     private static bool ContainsVowel(string stem)
     {
+        var previousIsConsonant = true;
         for (var i = 0; i < stem.Length; i++)
         {
-            if (!IsConsonant(stem, i))
+            var c = stem[i];
+            previousIsConsonant = !IsVowelLetter(c) && (c != 'y' || i == 0 || !previousIsConsonant);
+            if (!previousIsConsonant)
             {
                 return true;
             }
@@ -181,12 +203,7 @@ public sealed class PorterStemmer
             return ReplaceSuffix(word, "ies", "ie");
         }
 
-        return ApplyRuleList(word, [
-            new("sses", "ss", null),
-            new("ies", "i", null),
-            new("ss", "ss", null),
-            new("s", "", null),
-        ]);
+        return ApplyRuleList(word, Step1ARules);
     }
 
     private static string Step1B(string word)
@@ -233,9 +250,7 @@ public sealed class PorterStemmer
         ]);
     }
 
-    private static string Step1C(string word) =>
-        // NLTK: (*c and not c) Y -> I, i.e. y preceded by a consonant that is not the whole stem.
-        ApplyRuleList(word, [new("y", "i", stem => stem.Length > 1 && IsConsonant(stem, stem.Length - 1))]);
+    private static string Step1C(string word) => ApplyRuleList(word, Step1CRules);
 
     private static string Step2(string word)
     {
@@ -245,35 +260,78 @@ public sealed class PorterStemmer
             return Step2(ReplaceSuffix(word, "alli", "al"));
         }
 
-        return ApplyRuleList(word, [
-            new("ational", "ate", HasPositiveMeasure),
-            new("tional", "tion", HasPositiveMeasure),
-            new("enci", "ence", HasPositiveMeasure),
-            new("anci", "ance", HasPositiveMeasure),
-            new("izer", "ize", HasPositiveMeasure),
-            new("bli", "ble", HasPositiveMeasure),
-            new("alli", "al", HasPositiveMeasure),
-            new("entli", "ent", HasPositiveMeasure),
-            new("eli", "e", HasPositiveMeasure),
-            new("ousli", "ous", HasPositiveMeasure),
-            new("ization", "ize", HasPositiveMeasure),
-            new("ation", "ate", HasPositiveMeasure),
-            new("ator", "ate", HasPositiveMeasure),
-            new("alism", "al", HasPositiveMeasure),
-            new("iveness", "ive", HasPositiveMeasure),
-            new("fulness", "ful", HasPositiveMeasure),
-            new("ousness", "ous", HasPositiveMeasure),
-            new("aliti", "al", HasPositiveMeasure),
-            new("iviti", "ive", HasPositiveMeasure),
-            new("biliti", "ble", HasPositiveMeasure),
-            new("fulli", "ful", HasPositiveMeasure),
+        // The 'l' of 'logi' -> 'log' stays with the stem (condition on word[:-3]), so short stems like 'geo', 'theo'
+        // qualify. 'logi' is the last rule and no earlier suffix ends in it, so it can be tried on its own.
+        if (word.EndsWith("logi", StringComparison.Ordinal))
+        {
+            return HasPositiveMeasure(word[..^3]) ? word[..^4] + "log" : word;
+        }
 
-            // The 'l' of 'logi' -> 'log' stays with the stem, so short stems like 'geo', 'theo' qualify.
-            new("logi", "log", _ => HasPositiveMeasure(word[..^3])),
-        ]);
+        return ApplyRuleList(word, Step2Rules);
     }
 
-    private static string Step3(string word) => ApplyRuleList(word, [
+    private static string Step3(string word) => ApplyRuleList(word, Step3Rules);
+
+    private static string Step4(string word) => ApplyRuleList(word, Step4Rules);
+
+    private static string Step5A(string word)
+    {
+        // Both rules share the suffix e, so both conditions are tried (unlike ApplyRuleList).
+        if (word.EndsWith('e'))
+        {
+            var stem = word[..^1];
+            var m = Measure(stem);
+            if (m > 1 || (m == 1 && !EndsCvc(stem)))
+            {
+                return stem;
+            }
+        }
+
+        return word;
+    }
+
+    // (m > 1 and *d and *L) -> single letter; NLTK measures the word minus one l.
+    private static string Step5B(string word) =>
+        word.EndsWith("ll", StringComparison.Ordinal) && Measure(word[..^1]) > 1 ? word[..^1] : word;
+
+    private static readonly Rule[] Step1ARules =
+    [
+        new("sses", "ss", null),
+        new("ies", "i", null),
+        new("ss", "ss", null),
+        new("s", "", null),
+    ];
+
+    // NLTK: (*c and not c) Y -> I, i.e. y preceded by a consonant that is not the whole stem.
+    private static readonly Rule[] Step1CRules = [new("y", "i", stem => stem.Length > 1 && IsConsonant(stem, stem.Length - 1))];
+
+    private static readonly Rule[] Step2Rules =
+    [
+        new("ational", "ate", HasPositiveMeasure),
+        new("tional", "tion", HasPositiveMeasure),
+        new("enci", "ence", HasPositiveMeasure),
+        new("anci", "ance", HasPositiveMeasure),
+        new("izer", "ize", HasPositiveMeasure),
+        new("bli", "ble", HasPositiveMeasure),
+        new("alli", "al", HasPositiveMeasure),
+        new("entli", "ent", HasPositiveMeasure),
+        new("eli", "e", HasPositiveMeasure),
+        new("ousli", "ous", HasPositiveMeasure),
+        new("ization", "ize", HasPositiveMeasure),
+        new("ation", "ate", HasPositiveMeasure),
+        new("ator", "ate", HasPositiveMeasure),
+        new("alism", "al", HasPositiveMeasure),
+        new("iveness", "ive", HasPositiveMeasure),
+        new("fulness", "ful", HasPositiveMeasure),
+        new("ousness", "ous", HasPositiveMeasure),
+        new("aliti", "al", HasPositiveMeasure),
+        new("iviti", "ive", HasPositiveMeasure),
+        new("biliti", "ble", HasPositiveMeasure),
+        new("fulli", "ful", HasPositiveMeasure),
+    ];
+
+    private static readonly Rule[] Step3Rules =
+    [
         new("icate", "ic", HasPositiveMeasure),
         new("ative", "", HasPositiveMeasure),
         new("alize", "al", HasPositiveMeasure),
@@ -281,9 +339,10 @@ public sealed class PorterStemmer
         new("ical", "ic", HasPositiveMeasure),
         new("ful", "", HasPositiveMeasure),
         new("ness", "", HasPositiveMeasure),
-    ]);
+    ];
 
-    private static string Step4(string word) => ApplyRuleList(word, [
+    private static readonly Rule[] Step4Rules =
+    [
         new("al", "", MeasureGreaterThanOne),
         new("ance", "", MeasureGreaterThanOne),
         new("ence", "", MeasureGreaterThanOne),
@@ -303,24 +362,5 @@ public sealed class PorterStemmer
         new("ous", "", MeasureGreaterThanOne),
         new("ive", "", MeasureGreaterThanOne),
         new("ize", "", MeasureGreaterThanOne),
-    ]);
-
-    private static string Step5A(string word)
-    {
-        // Both rules share the suffix e, so both conditions are tried (unlike ApplyRuleList).
-        if (word.EndsWith('e'))
-        {
-            var stem = word[..^1];
-            var m = Measure(stem);
-            if (m > 1 || (m == 1 && !EndsCvc(stem)))
-            {
-                return stem;
-            }
-        }
-
-        return word;
-    }
-
-    private static string Step5B(string word) =>
-        ApplyRuleList(word, [new("ll", "l", _ => Measure(word[..^1]) > 1)]);
+    ];
 }

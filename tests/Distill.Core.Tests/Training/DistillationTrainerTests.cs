@@ -315,6 +315,24 @@ public class DistillationTrainerTests
     }
 
     [Fact]
+    public void Train_LocalTeacher_StaysFrozenAndUnchanged()
+    {
+        using var scope = NewDisposeScope();
+        using var tmp = new TempFolder();
+        var teacher = new TinyCausalLM(Vocab, Hidden, seed: 2, dropoutP: 0.3);
+        var before = teacher.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+        var student = new TinyCausalLM(Vocab, Hidden, seed: 1);
+        new DistillationTrainer(student, new SumForwardKlObjective(), new LocalModelTeacher(teacher), Options(tmp.Path, o => o.MaxSteps = 3)).Train(new SyntheticBatchSource(examples: 8, batchSize: 2, vocab: Vocab, seed: 3));
+        Assert.False(teacher.training);
+        foreach (var (name, p) in teacher.named_parameters())
+        {
+            Assert.False(p.requires_grad, name);
+            Assert.Null(p.grad);
+            Assert.True(Same(p, before[name]), $"teacher {name} changed");
+        }
+    }
+
+    [Fact]
     public void Train_BFloat16_KeepsFloat32MastersAndLearns()
     {
         using var scope = NewDisposeScope();

@@ -100,6 +100,33 @@ public sealed class DistillationDiagnosticsTests
     }
 
     [Fact]
+    public void Compute_Models_EqualsLogitsPathOverAllBatches()
+    {
+        torch.manual_seed(6);
+        using var student = new Metrics.PerplexityTests.TinyLm(vocab: 10, hidden: 3);
+        using var teacher = new Metrics.PerplexityTests.TinyLm(vocab: 10, hidden: 5);
+        student.eval();
+        teacher.train();
+        using var ids1 = torch.tensor(new long[,] { { 1, 2, 3 }, { 4, 5, 6 } });
+        using var ids2 = torch.tensor(new long[,] { { 7, 8, 9 } });
+        using var b1 = new DistillationBatch { InputIds = ids1.clone(), AttentionMask = torch.ones(2, 3, ScalarType.Int64), Labels = torch.tensor(new long[,] { { 2, 3, -100 }, { 5, 6, 7 } }) };
+        using var b2 = new DistillationBatch { InputIds = ids2.clone(), AttentionMask = torch.ones(1, 3, ScalarType.Int64), Labels = torch.tensor(new long[,] { { -100, 9, 1 } }) };
+
+        var result = DistillationDiagnostics.Compute(student, teacher, [b1, b2], topK: 3);
+
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var expected = DistillationDiagnostics.Compute(student.call(ids1), teacher.call(ids1), b1.Labels, 3)
+            .Add(DistillationDiagnostics.Compute(student.call(ids2), teacher.call(ids2), b2.Labels, 3));
+        Assert.Equal(7, result.TokenCount);
+        Assert.Equal(expected.Top1Matches, result.Top1Matches);
+        Assert.Equal(expected.TopKOverlapSum, result.TopKOverlapSum, 12);
+        Assert.Equal(expected.KlSum, result.KlSum, 5);
+        Assert.True(teacher.training);
+        Assert.False(student.training);
+    }
+
+    [Fact]
     public void Compute_VocabularyMismatch_ThrowsNamingShapes()
     {
         using var scope = torch.NewDisposeScope();

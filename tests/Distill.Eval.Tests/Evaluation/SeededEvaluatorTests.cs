@@ -46,6 +46,17 @@ public sealed class SeededEvaluatorTests
     }
 
     [Fact]
+    public void Evaluate_WithProgress_ReportsEveryBatch()
+    {
+        var reports = new List<EvaluationProgress>();
+        var evaluator = new SeededEvaluator([new RougeLMetric()], new EvaluatorOptions { Seeds = [10, 20], BatchSize = 2 });
+        evaluator.Evaluate(Dataset, Generate, progress: new SyncProgress(reports.Add));
+        Assert.Equal([(10, 2), (10, 3), (20, 2), (20, 3)], reports.Select(r => (r.Seed, r.ExamplesDone)));
+        Assert.Equal(1.0, reports[^1].Fraction, 12);
+        Assert.Equal(1.0 / 3.0, reports[0].Fraction, 12); // (0 + 2/3) / 2
+    }
+
+    [Fact]
     public void Evaluate_SampleStd_UsesNMinusOne()
     {
         var evaluator = new SeededEvaluator([new RougeLMetric()], new EvaluatorOptions { Seeds = [10, 20], SampleStandardDeviation = true });
@@ -68,6 +79,23 @@ public sealed class SeededEvaluatorTests
         var evaluator = new SeededEvaluator([new RougeLMetric()], new EvaluatorOptions());
         var ex = Assert.Throws<ArgumentException>(() => evaluator.Evaluate([new EvalExample("q7", "p", [])], Generate));
         Assert.Contains("'q7'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Constructor_InvalidOptions_ThrowsNamingOption()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new SeededEvaluator([new RougeLMetric()], new EvaluatorOptions { BatchSize = 0 }));
+        Assert.Contains("BatchSize", ex.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => new SeededEvaluator([new RougeLMetric(), new RougeLMetric()], new EvaluatorOptions()));
+    }
+
+    [Fact]
+    public void Evaluate_OptionsChangedAfterConstruction_UsesSnapshot()
+    {
+        var options = new EvaluatorOptions { Seeds = [10] };
+        var evaluator = new SeededEvaluator([new RougeLMetric()], options);
+        options.Seeds.Add(20);
+        Assert.Equal([10], evaluator.Evaluate(Dataset, Generate).Seeds);
     }
 
     [Fact]
@@ -160,6 +188,29 @@ public sealed class SeededEvaluatorTests
     }
 
     [Fact]
+    public void AddDistillEval_CustomMetric_IsFoundByName()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<IMetric, LengthMetric>();
+        services.AddDistill().AddDistillEval(o => o.Metrics = ["length_ratio", "rougeL"]);
+        using var provider = services.BuildServiceProvider();
+
+        var report = provider.GetRequiredService<SeededEvaluator>().Evaluate(Dataset, Generate);
+
+        // Seed 10 reproduces each reference (ratio 1), the other seeds answer "zzz": 3 / len(reference) each, capped at 1.
+        var perSeed = report.Metrics["length_ratio"].PerSeed;
+        Assert.Equal(100.0, perSeed[0], 12);
+        Assert.Equal(100.0 * ((3.0 / 8) + (3.0 / 5) + (3.0 / 22)) / 3, perSeed[1], 12);
+    }
+
+    private sealed class LengthMetric : IMetric
+    {
+        public string Name => "length_ratio";
+
+        public double Score(string prediction, IReadOnlyList<string> references) => Math.Min(1.0, (double)prediction.Length / references[0].Length);
+    }
+
+    [Fact]
     public void AddDistillEval_InvalidOptions_FailsValidation()
     {
         var services = new ServiceCollection();
@@ -167,5 +218,11 @@ public sealed class SeededEvaluatorTests
         using var provider = services.BuildServiceProvider();
         var ex = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<EvaluatorOptions>>().Value);
         Assert.Contains("distinct", ex.Message, StringComparison.Ordinal);
+    }
+
+    // Progress<T> posts to the thread pool; the test needs the reports synchronously.
+    private sealed class SyncProgress(Action<EvaluationProgress> report) : IProgress<EvaluationProgress>
+    {
+        public void Report(EvaluationProgress value) => report(value);
     }
 }

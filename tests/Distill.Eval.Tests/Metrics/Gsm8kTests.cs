@@ -28,8 +28,19 @@ public sealed class Gsm8kTests
     [InlineData("-5 degrees", "#### -5", true)]
     [InlineData("no idea", "#### 3", false)]
     [InlineData("The answer is 3", "3", true)]
-    public void LastNumberRule_Cases_MatchHandDerivation(string prediction, string reference, bool expected) =>
+    [InlineData("$18", "#### $18 dollars", true)]
+    [InlineData("yes", "#### yes", false)]
+    public void FinalNumberRule_Cases_MatchHandDerivation(string prediction, string reference, bool expected) =>
         Assert.Equal(expected, Gsm8k.IsCorrect(prediction, reference));
+
+    [Theory]
+    [InlineData("Natalia sold 48/2 = 24 clips in May.\n#### 72", "72")]
+    [InlineData("#### 1,200 dollars", "1200")]
+    [InlineData("#### yes", "yes")]
+    [InlineData("The answer is 5.", "5")]
+    [InlineData("no answer", null)]
+    public void ExtractReferenceAnswer_Cases_ReturnsFinalAnswer(string reference, string? expected) =>
+        Assert.Equal(expected, Gsm8k.ExtractReferenceAnswer(reference));
 
     [Fact]
     public void Metric_AnyReferenceMatches_ScoresOne() =>

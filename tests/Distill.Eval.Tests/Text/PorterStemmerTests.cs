@@ -29,6 +29,19 @@ public sealed class PorterStemmerTests
     }
 
     [Theory]
+    [InlineData(200_001)]
+    [InlineData(200_000)]
+    public void Stem_DegenerateRunOfY_NoStackOverflow(int length)
+    {
+        // NLTK recurses once per y; a model's degenerate output can be one huge token. In a run of y's the y at 0 is a
+        // consonant and each next y flips, so the y before the last is a consonant iff the length is even: step 1c then
+        // turns the final y into i; no other rule has a suffix made of y's (NLTK: 'yyyy' -> 'yyyi', 'yyy' -> 'yyy').
+        var word = new string('y', length);
+        var expected = length % 2 == 0 ? word[..^1] + "i" : word;
+        Assert.Equal(expected, PorterStemmer.Instance.Stem(word));
+    }
+
+    [Theory]
     // NLTK_EXTENSIONS departures from the 1980 algorithm (which gives new, dy, ski, proce, di, fli).
     [InlineData("news", "news")]
     [InlineData("dying", "die")]
