@@ -65,6 +65,12 @@ public static class LossesServiceCollectionExtensions
             var chunked = name + ObjectiveNames.ChunkedSuffix;
             yield return new(chunked, sp => new ChunkedObjective(name, Options(sp), Logger(sp)));
         }
+
+        // Dual-space and cross-tokenizer objectives (dskd, dskd_cma, uld, uld_dskd, min_ed; CrossTokenizer/).
+        foreach (var registration in Losses.CrossTokenizer.CrossTokenizerRegistrations.All())
+        {
+            yield return registration;
+        }
     }
 
     private static IDistillBuilder AddCore(IDistillBuilder builder)
@@ -73,6 +79,7 @@ public static class LossesServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LossesOptions>, LossesOptionsValidator>());
         services.AddOptions<LossesOptions>().ValidateOnStart();
         services.TryAddSingleton<IObjectiveFactory, ObjectiveFactory>();
+        Losses.CrossTokenizer.CrossTokenizerRegistrations.AddOptions(services);
         if (!services.Any(d => d.ServiceType == typeof(LossesMarker)))
         {
             services.AddSingleton<LossesMarker>();
