@@ -1,4 +1,5 @@
 using Distill.Training;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -26,6 +27,23 @@ public static class TrainerServiceCollectionExtensions
             options.Configure(configure);
         }
 
+        return AddCore(builder, options);
+    }
+
+    /// <summary>Adds the trainer with <see cref="TrainingOptions"/> bound from a configuration section (e.g. <c>"Distill:Training"</c>).</summary>
+    /// <param name="builder">The builder returned by <c>services.AddDistill(...)</c>.</param>
+    /// <param name="section">The section; keys are the property names (<c>LearningRate</c>, <c>Schedule</c>: <c>Cosine</c>, ...).</param>
+    /// <returns>The same builder.</returns>
+    /// <remarks>As with any options binding, a list in configuration (<c>NoDecayNameFragments</c>) is appended to the defaults.</remarks>
+    public static IDistillBuilder AddDistillTrainer(this IDistillBuilder builder, IConfiguration section)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(section);
+        return AddCore(builder, builder.Services.AddOptions<TrainingOptions>().Bind(section));
+    }
+
+    private static IDistillBuilder AddCore(IDistillBuilder builder, OptionsBuilder<TrainingOptions> options)
+    {
         options.ValidateOnStart();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TrainingOptions>, TrainingOptionsValidator>());
         builder.Services.TryAddSingleton<IDistillationTrainerFactory, DistillationTrainerFactory>();

@@ -1,5 +1,6 @@
 using Distill.Tests.Shared;
 using Distill.Training;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using TorchSharp;
@@ -191,6 +192,57 @@ public class TrainerSetupTests
         using var provider = services.BuildServiceProvider();
         var e = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<TrainingOptions>>().Value);
         Assert.Contains("Epochs", e.Message);
+    }
+
+    [Fact]
+    public void AddDistillTrainer_ConfigurationSection_BindsOptions()
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Training:LearningRate"] = "0.0005",
+            ["Training:Schedule"] = "Linear",
+            ["Training:MaxGradNorm"] = "0.5",
+            ["Training:BestMetric"] = "rougeL",
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddDistill().AddDistillTrainer(config.GetSection("Training"));
+        using var provider = services.BuildServiceProvider();
+        var o = provider.GetRequiredService<IOptions<TrainingOptions>>().Value;
+        Assert.Equal(5e-4, o.LearningRate);
+        Assert.Equal(LearningRateScheduleKind.Linear, o.Schedule);
+        Assert.Equal(0.5, o.MaxGradNorm);
+        Assert.Equal("rougeL", o.BestMetric);
+        Assert.Equal(0.01, o.WeightDecay); // untouched default
+    }
+
+    [Fact]
+    public void Train_WithLogger_WritesStartStepCheckpointAndFinishEvents()
+    {
+        using var scope = NewDisposeScope();
+        using var tmp = new TempFolder();
+        var logger = new CapturingLogger();
+        var o = Options(tmp.Path);
+        o.MaxSteps = 2;
+        new DistillationTrainer(new TinyCausalLM(13, 8, seed: 1), new SumCrossEntropyObjective(), null, o, logger).Train(new SyntheticBatchSource(examples: 4, batchSize: 2, vocab: 13, seed: 1));
+        var ids = logger.Events.Select(e => e.Id).ToList();
+        Assert.Contains(1201, ids); // started
+        Assert.Equal(2, ids.Count(i => i == 1202)); // one per step at LogEverySteps = 1
+        Assert.Contains(1204, ids); // checkpoint written
+        Assert.Equal(1208, ids[^1]); // finished
+        Assert.Contains(logger.Events, e => e.Id == 1202 && e.Message.Contains("Step 2/2", StringComparison.Ordinal));
+    }
+
+    private sealed class CapturingLogger : Microsoft.Extensions.Logging.ILogger<DistillationTrainer>
+    {
+        public List<(int Id, string Message)> Events { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Events.Add((eventId.Id, formatter(state, exception)));
     }
 
     private sealed class NeedsTeacherTokens : IDistillationObjective
