@@ -130,7 +130,7 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
         var trainSet = TokenizedDataset.Create(train, tokenizer, null, settings.MaxLength, settings.MaxLength / 2);
         var devSet = TokenizedDataset.Create(dev.Take(settings.DevExamples), tokenizer, null, settings.MaxLength, settings.MaxLength / 2);
         var testSet = TokenizedDataset.Create(test.Take(settings.EvalExamples), tokenizer, null, settings.MaxLength, settings.MaxLength / 2);
-        var batches = new BatchSourceAdapter(new DistillationBatchSource(trainSet, new BatchSampler(trainSet.Count, settings.BatchSize, settings.Seed)));
+        var batches = (new DistillationBatchSource(trainSet, new BatchSampler(trainSet.Count, settings.BatchSize, settings.Seed)));
         var eos = TokenizedDataset.PadId(tokenizer);
 
         // 2. Teacher: an HF folder, the cached bundled teacher, or a new one trained from scratch with the trainer and SFT.
@@ -409,13 +409,5 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
     private sealed class CallbackProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value) => report(value);
-    }
-
-    /// <summary>Exposes Distill.Data's batch source as the trainer's <see cref="IBatchSource"/> (same contract: random access by epoch and index).</summary>
-    private sealed class BatchSourceAdapter(DistillationBatchSource source) : IBatchSource
-    {
-        public int BatchesPerEpoch => source.BatchesPerEpoch;
-
-        public DistillationBatch GetBatch(int epoch, int index) => source.GetBatch(epoch, index);
     }
 }

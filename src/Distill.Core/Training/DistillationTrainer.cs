@@ -68,6 +68,12 @@ public sealed class DistillationTrainer
         this.options = options.Clone();
         this.logger = (ILogger?)logger ?? NullLogger.Instance;
         this.checkpointWriter = checkpointWriter ?? new StateDictCheckpointWriter();
+        if (objective is IModelAwareObjective { IsInitialized: false } aware && teacher is LocalModelTeacher local)
+        {
+            // DSKD's projectors are sized from both hidden sizes; create them before the optimizer groups are built.
+            aware.Initialize(student, local.Model);
+        }
+
         ValidateSetup();
     }
 

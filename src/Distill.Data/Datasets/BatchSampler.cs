@@ -88,7 +88,7 @@ public sealed class BatchSampler
 /// A tokenised dataset plus a <see cref="BatchSampler"/>: random access to training batches by (epoch, batch index),
 /// which is all a trainer needs to resume exactly (store the epoch and the next batch index in the checkpoint).
 /// </summary>
-public sealed class DistillationBatchSource
+public sealed class DistillationBatchSource : Distill.Training.IBatchSource
 {
     /// <summary>Creates a batch source.</summary>
     /// <param name="dataset">The tokenised dataset.</param>

@@ -102,18 +102,11 @@ public sealed class CrossTokenizerTrainingTests
         },
         seed);
 
-    private static Source Batches(HfTokenizer student, HfTokenizer? teacher)
+    private static DistillationBatchSource Batches(HfTokenizer student, HfTokenizer? teacher)
     {
         var examples = BundledData.Load(BundledSplit.Train).Take(8)
             .Select(e => new TextExample($"Instruction: {e.Instruction}\nResponse:", " " + e.Output));
         var dataset = TokenizedDataset.Create(examples, student, teacher, maxLength: 96, maxPromptLength: 48);
-        return new Source(new DistillationBatchSource(dataset, new BatchSampler(dataset.Count, 2, 7)));
-    }
-
-    private sealed class Source(DistillationBatchSource inner) : IBatchSource
-    {
-        public int BatchesPerEpoch => inner.BatchesPerEpoch;
-
-        public DistillationBatch GetBatch(int epoch, int index) => inner.GetBatch(epoch, index);
+        return new DistillationBatchSource(dataset, new BatchSampler(dataset.Count, 2, 7));
     }
 }

@@ -42,7 +42,7 @@ Console.WriteLine($"vocabularies: student {studentTokenizer.VocabSize}, teacher 
 // 2. The teacher: trained from scratch with SFT on its own tokenisation.
 var teacher = AutoCausalLM.FromConfig(Gpt2(teacherTokenizer, layers: 4, hidden: 128), Seed);
 var clock = Stopwatch.StartNew();
-Train(teacher, objectives.Create("sft"), null, new Source(teacherTrain), teacherSteps, "teacher");
+Train(teacher, objectives.Create("sft"), null, Source(teacherTrain), teacherSteps, "teacher");
 Console.WriteLine($"teacher trained in {clock.Elapsed.TotalSeconds:F0} s: {Format(Score(teacher, teacherTest, teacherTokenizer))}");
 
 // 3. The student before distillation, then one fresh student (same seed) per method.
@@ -62,7 +62,7 @@ foreach (var method in new[] { "sft", "uld", "uld_dskd", "min_ed", "dskd_cma" })
     }
 
     clock.Restart();
-    Train(student, objective, method == "sft" ? null : new LocalModelTeacher(teacher), new Source(crossTrain), studentSteps, method);
+    Train(student, objective, method == "sft" ? null : new LocalModelTeacher(teacher), Source(crossTrain), studentSteps, method);
     var seconds = clock.Elapsed.TotalSeconds;
     var score = Score(student, studentTest, studentTokenizer);
     rows.Add((method, score, seconds));
@@ -138,12 +138,5 @@ static (double RougeL, double Nll) Score(CausalLM model, TokenizedDataset set, H
 
 static string Format((double RougeL, double Nll) s) => string.Create(CultureInfo.InvariantCulture, $"ROUGE-L {s.RougeL:F2}, answer NLL {s.Nll:F3}");
 
-/// <summary>Distill.Data's batch source as the trainer's <see cref="IBatchSource"/>.</summary>
-internal sealed class Source(TokenizedDataset dataset) : IBatchSource
-{
-    private readonly DistillationBatchSource inner = new(dataset, new BatchSampler(dataset.Count, 16, 42));
-
-    public int BatchesPerEpoch => inner.BatchesPerEpoch;
-
-    public DistillationBatch GetBatch(int epoch, int index) => inner.GetBatch(epoch, index);
-}
+// Distill.Data's batch source is the trainer's IBatchSource: random access by (epoch, index), so resume is exact.
+static DistillationBatchSource Source(TokenizedDataset dataset) => new(dataset, new BatchSampler(dataset.Count, 16, 42));
