@@ -111,7 +111,11 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
             // less CPU time per step on a busy 2-core machine). Real models get torch's default unless --threads says otherwise.
             o.Threads = settings.Threads ?? (settings.TeacherPath is null && settings.StudentPath is null ? 1 : null);
         })
-            .AddDistillLosses()
+            .AddDistillLosses(o =>
+            {
+                o.Divergence.KdRate = settings.KdRate;
+                o.Divergence.Temperature = settings.KdTemperature;
+            })
             .AddDistillTrainer(o =>
             {
                 o.LogEverySteps = 10;

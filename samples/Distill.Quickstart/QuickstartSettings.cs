@@ -11,6 +11,12 @@ public sealed record QuickstartSettings
     /// <summary>Gets the distillation objective (a name of <c>AddDistillLosses()</c>, e.g. <c>forward_kl</c>, <c>reverse_kl</c>, <c>atkd</c>).</summary>
     public string Objective { get; init; } = "forward_kl";
 
+    /// <summary>Gets α of the divergence objectives (<c>forward_kl</c>, ...): the loss is (1 − α)·CE + α·KD (DSKD <c>--kd-rate</c>).</summary>
+    public double KdRate { get; init; } = 0.5;
+
+    /// <summary>Gets the temperature of the divergence objectives (DSKD <c>--kd-temperature</c>).</summary>
+    public double KdTemperature { get; init; } = 2.0;
+
     /// <summary>Gets an HF teacher folder; <see langword="null"/> trains (or loads the cached) bundled teacher.</summary>
     public string? TeacherPath { get; init; }
 
@@ -120,6 +126,11 @@ public sealed record QuickstartSettings
         if (Tokenizer is not ("bpe" or "bytes"))
         {
             errors.Add($"--tokenizer must be bpe or bytes (got '{Tokenizer}').");
+        }
+
+        if (KdRate is < 0 or > 1 || KdTemperature <= 0)
+        {
+            errors.Add($"--kd-rate must be in [0, 1] and --kd-temperature positive (got {KdRate}, {KdTemperature}).");
         }
 
         if (LoraRank < 1 || LoraAlpha <= 0)
