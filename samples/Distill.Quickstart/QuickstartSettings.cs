@@ -32,15 +32,16 @@ public sealed record QuickstartSettings
     /// <summary>
     /// Gets the task families of the bundled data (each example's <c>task</c> field) the quickstart trains, selects and
     /// evaluates on; <see langword="null"/> or empty = every family. Ignored with <see cref="DataPath"/>. The default leaves
-    /// out 2-digit <c>add</c>/<c>subtract</c> (70 % of the bundled data), which models this small do not learn in minutes.
+    /// out 2-digit <c>add</c>/<c>subtract</c> (70 % of the bundled data) and <c>reverse</c>/<c>sort</c>, which models this
+    /// small do not learn for unseen inputs in minutes.
     /// </summary>
     public IReadOnlyList<string>? Tasks { get; init; } = DefaultTasks;
 
     /// <summary>Gets the default <see cref="Tasks"/>: the families a sub-million-parameter model learns in a few minutes.</summary>
-    public static IReadOnlyList<string> DefaultTasks { get; } = ["reverse", "uppercase", "sort", "count", "capital", "opposite", "multiply"];
+    public static IReadOnlyList<string> DefaultTasks { get; } = ["uppercase", "count", "capital", "opposite", "multiply"];
 
     /// <summary>Gets the bundled tokenizer used when no <see cref="TeacherPath"/> is given: <c>bpe</c> (512 ids) or <c>bytes</c> (257 ids).</summary>
-    public string Tokenizer { get; init; } = "bpe";
+    public string Tokenizer { get; init; } = "bytes";
 
     /// <summary>Gets a value indicating whether the student trains through LoRA adapters instead of fully.</summary>
     public bool Lora { get; init; }
@@ -55,10 +56,10 @@ public sealed record QuickstartSettings
     public IReadOnlyList<string>? LoraTargets { get; init; }
 
     /// <summary>Gets the optimizer steps used to train the bundled teacher from scratch.</summary>
-    public int TeacherSteps { get; init; } = 1500;
+    public int TeacherSteps { get; init; } = 1200;
 
     /// <summary>Gets the optimizer steps of distillation (and of the SFT baseline).</summary>
-    public int Steps { get; init; } = 500;
+    public int Steps { get; init; } = 300;
 
     /// <summary>Gets the micro-batch size.</summary>
     public int BatchSize { get; init; } = 32;
@@ -94,7 +95,7 @@ public sealed record QuickstartSettings
     public int StudentLayers { get; init; } = 2;
 
     /// <summary>Gets the random student's width.</summary>
-    public int StudentHidden { get; init; } = 64;
+    public int StudentHidden { get; init; } = 96;
 
     /// <summary>Gets the number of CPU threads torch uses; <see langword="null"/> = torch's default.</summary>
     public int? Threads { get; init; }
