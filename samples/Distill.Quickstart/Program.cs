@@ -33,6 +33,9 @@ var studentLayers = new Option<int>("--student-layers") { Description = "Random 
 var studentHidden = new Option<int>("--student-hidden") { Description = "Random student width.", DefaultValueFactory = _ => defaults.StudentHidden };
 var devExamples = new Option<int>("--dev-examples") { Description = "Dev examples scored at each epoch end to pick the best checkpoint (0 = off).", DefaultValueFactory = _ => defaults.DevExamples };
 var tokenizerOption = new Option<string>("--tokenizer") { Description = "Bundled tokenizer when no --teacher is given: bpe (512 ids) or bytes (257 ids).", DefaultValueFactory = _ => defaults.Tokenizer };
+var tasks = new Option<string[]>("--tasks") { Description = "Task families of the bundled data to train and evaluate on (add subtract multiply reverse uppercase sort count capital opposite), or 'all'. Default: uppercase count capital opposite multiply.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. QuickstartSettings.DefaultTasks] };
+var kdRate = new Option<double>("--kd-rate") { Description = "α of the divergence objectives: (1 − α)·CE + α·KD.", DefaultValueFactory = _ => defaults.KdRate };
+var kdTemperature = new Option<double>("--kd-temperature") { Description = "Temperature of the divergence objectives.", DefaultValueFactory = _ => defaults.KdTemperature };
 var teacherLr = new Option<double>("--teacher-lr") { Description = "Bundled teacher peak learning rate.", DefaultValueFactory = _ => defaults.TeacherLearningRate };
 var threads = new Option<int?>("--threads") { Description = "CPU threads for torch (default: torch's choice)." };
 var verbose = new Option<bool>("--verbose") { Description = "Log every trainer message to the console." };
@@ -40,7 +43,7 @@ var verbose = new Option<bool>("--verbose") { Description = "Log every trainer m
 var root = new RootCommand("Distill quickstart: train a teacher, distill a student, compare with SFT.")
 {
     teacher, student, data, template, objective, lora, loraRank, loraAlpha, loraTargets, steps, teacherSteps, batchSize, lr, evalExamples, output, bf16, retrain, noSft,
-    teacherLayers, teacherHidden, studentLayers, studentHidden, devExamples, tokenizerOption, teacherLr, threads, verbose,
+    teacherLayers, teacherHidden, studentLayers, studentHidden, devExamples, tokenizerOption, tasks, kdRate, kdTemperature, teacherLr, threads, verbose,
 };
 
 root.SetAction(parse =>
@@ -73,6 +76,9 @@ root.SetAction(parse =>
         Threads = parse.GetValue(threads),
         Tokenizer = parse.GetValue(tokenizerOption)!,
         TeacherLearningRate = parse.GetValue(teacherLr),
+        KdRate = parse.GetValue(kdRate),
+        KdTemperature = parse.GetValue(kdTemperature),
+        Tasks = parse.GetValue(tasks) is { Length: > 0 } families && !families.Contains("all") ? families : null,
     };
     var problems = settings.Validate();
     if (problems.Count > 0)
@@ -124,7 +130,7 @@ root.SetAction(parse =>
         AnsiConsole.Profile.Width = 132; // a log file: don't squeeze the table into 80 columns
     }
 
-    var table = new Table().Border(TableBorder.Rounded).Title($"[bold]Distill quickstart[/] — objective [green]{Markup.Escape(r.Objective)}[/], held-out examples: {settings.EvalExamples}");
+    var table = new Table().Border(TableBorder.Rounded).Title($"[bold]Distill quickstart[/] — objective [green]{Markup.Escape(r.Objective)}[/], held-out examples: {r.TestExamples}");
     table.AddColumns("model", "params", "ROUGE-L", "EM", "answer loss", "top-1 = teacher", "KL(teacher‖model)");
     foreach (var row in r.Rows)
     {

@@ -58,6 +58,9 @@ public sealed record QuickstartReport(
     /// <param name="model">The row's <see cref="ModelScores.Model"/>.</param>
     /// <returns>The row.</returns>
     public ModelScores this[string model] => Rows.Single(r => r.Model == model);
+
+    /// <summary>Gets the number of held-out test examples every model was scored on.</summary>
+    public int TestExamples { get; init; }
 }
 
 /// <summary>
@@ -108,7 +111,11 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
             // less CPU time per step on a busy 2-core machine). Real models get torch's default unless --threads says otherwise.
             o.Threads = settings.Threads ?? (settings.TeacherPath is null && settings.StudentPath is null ? 1 : null);
         })
-            .AddDistillLosses()
+            .AddDistillLosses(o =>
+            {
+                o.Divergence.KdRate = settings.KdRate;
+                o.Divergence.Temperature = settings.KdTemperature;
+            })
             .AddDistillTrainer(o =>
             {
                 o.LogEverySteps = 10;
@@ -127,6 +134,10 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
         // 1. Data: tokenizer, splits, tokenised datasets.
         var (tokenizer, bundledTokenizer) = LoadTokenizer();
         var (train, dev, test) = LoadSplits();
+        if (train.Count == 0 || test.Count == 0)
+        {
+            throw new ArgumentException($"No bundled examples of the task families {string.Join(", ", settings.Tasks ?? [])}.");
+        }
         var trainSet = TokenizedDataset.Create(train, tokenizer, null, settings.MaxLength, settings.MaxLength / 2);
         var devSet = TokenizedDataset.Create(dev.Take(settings.DevExamples), tokenizer, null, settings.MaxLength, settings.MaxLength / 2);
         var testSet = TokenizedDataset.Create(test.Take(settings.EvalExamples), tokenizer, null, settings.MaxLength, settings.MaxLength / 2);
@@ -163,7 +174,7 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
         }
 
         teacher.Dispose();
-        return new QuickstartReport(rows, settings.Objective, Path.GetFullPath(settings.OutputDirectory), teacherDir, fromCache, distilledCheckpoint, sftCheckpoint, boards, clock.Elapsed);
+        return new QuickstartReport(rows, settings.Objective, Path.GetFullPath(settings.OutputDirectory), teacherDir, fromCache, distilledCheckpoint, sftCheckpoint, boards, clock.Elapsed) { TestExamples = testSet.Count };
     }
 
     private (HfTokenizer Tokenizer, BundledTokenizer? Bundled) LoadTokenizer()
@@ -182,10 +193,10 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
         var template = InstructionTemplate.FromName(settings.Template);
         if (settings.DataPath is null)
         {
-            return (
-                [.. BundledData.Load(BundledSplit.Train).Select(template.Apply)],
-                [.. BundledData.Load(BundledSplit.Dev).Select(template.Apply)],
-                [.. BundledData.Load(BundledSplit.Test).Select(template.Apply)]);
+            var tasks = settings.Tasks is { Count: > 0 } t ? new HashSet<string>(t, StringComparer.Ordinal) : null;
+            List<TextExample> Split(BundledSplit split) =>
+                [.. BundledData.Load(split).Where(e => tasks is null || (e.Task is { } task && tasks.Contains(task))).Select(template.Apply)];
+            return (Split(BundledSplit.Train), Split(BundledSplit.Dev), Split(BundledSplit.Test));
         }
 
         // A user file: every 20th example is test, the next one dev, the rest train (deterministic, no shuffling needed).
@@ -233,6 +244,7 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
             seed = settings.Seed,
             template = settings.Template,
             data = settings.DataPath,
+            tasks = settings.DataPath is null && settings.Tasks is { Count: > 0 } t ? string.Join(",", t.Order(StringComparer.Ordinal)) : null,
         });
         var fingerprintPath = Path.Combine(dir, FingerprintFile);
         if (!settings.RetrainTeacher && File.Exists(fingerprintPath) && File.ReadAllText(fingerprintPath) == fingerprint)
