@@ -49,3 +49,12 @@ internal sealed class TempFolder : IDisposable
         }
     }
 }
+
+/// <summary>
+/// Tests that depend on torch's process-wide state (the global random generator, thread settings) join this collection:
+/// it runs alone, after the parallel collections, so no other test draws from the generator in between.
+/// </summary>
+[CollectionDefinition("Sequential", DisableParallelization = true)]
+public sealed class SequentialCollection
+{
+}
