@@ -1,6 +1,6 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Distill.IO;
 
 namespace Distill.Lora;
 
@@ -290,32 +290,5 @@ public sealed partial class LoraConfig
 
         public InvalidDataException Bad(string expected) =>
             new($"{source}: '{key}' must be {expected}, got {(node is null ? "null" : node.ToJsonString())}.");
-    }
-}
-
-/// <summary>Atomic file writes: write a temporary file next to the target, then rename it over the target.</summary>
-internal static class AtomicFile
-{
-    public static void WriteAllText(string path, string text) =>
-        Write(path, tmp => File.WriteAllText(tmp, text, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)));
-
-    public static void Write(string path, Action<string> writeTemp)
-    {
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full) ?? ".";
-        Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            writeTemp(tmp);
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp))
-            {
-                File.Delete(tmp);
-            }
-        }
     }
 }

@@ -1,15 +1,25 @@
+using System.Text;
+
 namespace Distill.IO;
 
-/// <summary>Atomic file writes: write a sibling temporary file, flush it to disk, then rename it over the target.</summary>
-internal static class AtomicFile
+/// <summary>
+/// Atomic file writes: the content goes to a sibling temporary file, which is flushed to disk and then renamed over the
+/// target, so a reader (or a crash) sees the old file or the new one, never half of one. Every Distill package writes
+/// its files through this.
+/// </summary>
+public static class AtomicFile
 {
-    /// <summary>Writes <paramref name="path"/> atomically through <paramref name="write"/>.</summary>
-    internal static void Write(string path, Action<FileStream> write)
+    /// <summary>Writes <paramref name="path"/> atomically through <paramref name="write"/>; creates the folder if needed.</summary>
+    /// <param name="path">The destination file.</param>
+    /// <param name="write">Writes the full content to the temporary file's stream.</param>
+    public static void Write(string path, Action<FileStream> write)
     {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ArgumentNullException.ThrowIfNull(write);
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full) ?? ".";
         Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        var tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
@@ -30,10 +40,20 @@ internal static class AtomicFile
     }
 
     /// <summary>Writes UTF-8 text (no BOM) atomically.</summary>
-    internal static void WriteText(string path, string text) =>
-        Write(path, fs =>
-        {
-            var bytes = new System.Text.UTF8Encoding(false).GetBytes(text);
-            fs.Write(bytes);
-        });
+    /// <param name="path">The destination file.</param>
+    /// <param name="text">The content.</param>
+    public static void WriteAllText(string path, string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        WriteAllBytes(path, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(text));
+    }
+
+    /// <summary>Writes bytes atomically.</summary>
+    /// <param name="path">The destination file.</param>
+    /// <param name="bytes">The content.</param>
+    public static void WriteAllBytes(string path, byte[] bytes)
+    {
+        ArgumentNullException.ThrowIfNull(bytes);
+        Write(path, fs => fs.Write(bytes));
+    }
 }

@@ -171,7 +171,7 @@ public static class SafeTensors
             ["metadata"] = new JsonObject { ["total_size"] = total },
             ["weight_map"] = sortedMap,
         };
-        AtomicFile.WriteText(Path.Combine(dir, $"{prefix}.safetensors.index.json"), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(dir, $"{prefix}.safetensors.index.json"), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
 
         // Remove stale shards of an earlier save (other shard count) so the folder holds one consistent checkpoint.
         foreach (var stale in Directory.EnumerateFiles(dir, $"{prefix}-*-of-*.safetensors"))

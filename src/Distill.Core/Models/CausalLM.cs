@@ -143,10 +143,10 @@ public abstract class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICaus
             }
         }
 
-        AtomicFile.WriteText(Path.Combine(dir, "config.json"), ModelConfigLoader.ToJson(Config, DType));
+        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), ModelConfigLoader.ToJson(Config, DType));
         if (GenerationConfigJson is not null)
         {
-            AtomicFile.WriteText(Path.Combine(dir, "generation_config.json"), GenerationConfigJson);
+            AtomicFile.WriteAllText(Path.Combine(dir, "generation_config.json"), GenerationConfigJson);
         }
 
         if (logger is not null)

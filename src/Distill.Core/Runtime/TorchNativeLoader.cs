@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using TorchSharp;
+using Distill.IO;
 
 namespace Distill.Runtime;
 
@@ -133,11 +134,8 @@ internal static class TorchNativeLoader
             return target;
         }
 
-        Directory.CreateDirectory(folder);
-        byte[] bytes = ElfVersionNeedPatcher.MarkWeak(image, missing);
-        string temp = Path.Combine(folder, $".{LibTorchSharpFile}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        File.WriteAllBytes(temp, bytes);
-        File.Move(temp, target, overwrite: true); // atomic rename: a concurrent process sees the old or the new file, never half of one
+        // Atomic (and creates the folder): a concurrent process sees the old file or the new one, never half of one.
+        AtomicFile.WriteAllBytes(target, ElfVersionNeedPatcher.MarkWeak(image, missing));
         actions.Add($"wrote patched copy {target} (marked weak: {string.Join(", ", missing.Select(m => m.Version))})");
         return target;
     }

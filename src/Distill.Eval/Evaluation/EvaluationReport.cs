@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Distill.IO;
 
 namespace Distill.Eval.Evaluation;
 
@@ -44,22 +45,7 @@ public sealed record EvaluationReport(IReadOnlyList<int> Seeds, int ExampleCount
     public void WriteJson(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        var full = Path.GetFullPath(path);
-        var folder = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(folder);
-        var temp = Path.Combine(folder, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            File.WriteAllText(temp, ToJson());
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-            {
-                File.Delete(temp);
-            }
-        }
+        AtomicFile.WriteAllText(path, ToJson());
     }
 
     /// <summary>Reads a report written by <see cref="WriteJson"/>.</summary>
