@@ -34,22 +34,20 @@ public sealed class UldDskdObjective : IDistillationObjective
     public UldDskdObjective(UldDskdOptions? options = null)
     {
         this.options = options ?? new UldDskdOptions();
-        OptionChecks.ThrowIfInvalid(this.options.Validate(), nameof(options));
+        OptionChecks.ThrowIfInvalid(new UldDskdOptionsValidator(), this.options, nameof(options));
     }
 
     /// <inheritdoc />
     public string Name => RegisteredName;
 
     /// <inheritdoc />
-    public ObjectiveRequirements Requirements { get; } = new()
-    {
-        NeedsTeacherLogits = true,
-        RequiresSameVocabulary = false,
-        RequiresTeacherTokens = true,
-    };
+    public ObjectiveRequirements Requirements => CrossTokenizerRequirements.LogitsAndTeacherTokens;
 
     /// <inheritdoc />
     public nn.Module? Module => null;
+
+    /// <inheritdoc />
+    public void Validate(ObjectiveSetup setup) => ObjectiveChecks.Validate(Name, Requirements, setup, sliceToSharedVocabulary: false, chunked: false);
 
     /// <inheritdoc />
     public ObjectiveResult Compute(ObjectiveContext context)
