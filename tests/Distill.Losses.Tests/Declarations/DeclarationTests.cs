@@ -116,4 +116,18 @@ public sealed class DeclarationTests
             Assert.Equal(5L, r.ScoredTokens.item<long>());
         }
     }
+
+    [Fact]
+    public void DskdDistance_IsAnyDivergenceSectionDeclaration_AndNothingElse()
+    {
+        var names = DistillObjectives.BuiltIn.Where(d => d.OptionsSection == nameof(LossesOptions.Divergence)).Select(d => d.Name).ToArray();
+        Assert.Equal(6, names.Length);
+        foreach (var name in names)
+        {
+            Assert.Equal("dskd", DistillObjectives.Create("dskd", new LossesOptions { CrossTokenizer = { Dskd = { Distance = name } } }).Name);
+        }
+
+        var ex = Assert.Throws<ArgumentException>(() => DistillObjectives.Create("dskd", new LossesOptions { CrossTokenizer = { Dskd = { Distance = ObjectiveNames.GkdJsd } } }));
+        Assert.Contains("'gkd_jsd' is not one of: forward_kl", ex.Message, StringComparison.Ordinal);
+    }
 }
