@@ -71,6 +71,12 @@ public static class LossesServiceCollectionExtensions
         {
             yield return registration;
         }
+
+        // Sparse top-k objectives (sparse_forward_kl, sparse_reverse_kl, sparse_jsd, sparse_tvd; Sparse/).
+        foreach (var registration in SparseRegistrations.All())
+        {
+            yield return registration;
+        }
     }
 
     private static IDistillBuilder AddCore(IDistillBuilder builder)
@@ -80,6 +86,7 @@ public static class LossesServiceCollectionExtensions
         services.AddOptions<LossesOptions>().ValidateOnStart();
         services.TryAddSingleton<IObjectiveFactory, ObjectiveFactory>();
         Losses.CrossTokenizer.CrossTokenizerRegistrations.AddOptions(services);
+        SparseRegistrations.AddOptions(services);
         if (!services.Any(d => d.ServiceType == typeof(LossesMarker)))
         {
             services.AddSingleton<LossesMarker>();

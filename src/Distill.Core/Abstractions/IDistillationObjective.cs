@@ -97,6 +97,13 @@ public sealed class TeacherOutput
 
     /// <summary>Gets the vocabulary ids of the top-k entries, [B, T, K] int64.</summary>
     public Tensor? TopKIndices { get; init; }
+
+    /// <summary>
+    /// Gets the log of the teacher's probability mass outside the top-k entries, log(1 − Σ_k p_k), [B, T] float32
+    /// (−inf when the top-k cover the whole distribution).
+    /// </summary>
+    /// <remarks>Stored with <see cref="TopKLogProbs"/> by the offline cache and the remote teacher, so that sparse objectives can keep a tail bucket.</remarks>
+    public Tensor? TopKLogTailMass { get; init; }
 }
 
 /// <summary>
