@@ -48,6 +48,10 @@ public sealed class RemoteTeacher : ITeacher, ITopKProducer, IDisposable
     public RemoteTeacherOptions Options => client.Options;
 
     /// <inheritdoc />
+    /// <remarks>Sparse top-k only; the tokenizer is checked against the student's by <see cref="VerifyAsync(HfTokenizer, CancellationToken)"/>.</remarks>
+    public TeacherInfo Info => new() { Capabilities = TeacherCapabilities.SparseTopK };
+
+    /// <inheritdoc />
     public string Description => $"vLLM {Options.Model} at {Options.Endpoint}";
 
     /// <summary>Creates a remote teacher with its own <see cref="HttpClient"/> and resilience pipeline (no DI needed).</summary>

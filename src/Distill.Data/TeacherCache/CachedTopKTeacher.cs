@@ -28,6 +28,10 @@ public sealed class CachedTopKTeacher : ITeacher, IDisposable
     public TeacherCacheReader Reader { get; }
 
     /// <inheritdoc />
+    /// <remarks>Sparse top-k only; the tokenizer identity is the cache's <c>tokenizer_hash</c>.</remarks>
+    public TeacherInfo Info => new() { Capabilities = TeacherCapabilities.SparseTopK, TokenizerId = Reader.Manifest.TokenizerHash };
+
+    /// <inheritdoc />
     /// <remarks>Returns sparse top-k only (an objective that needs full logits or hidden states cannot use a cache).</remarks>
     public TeacherOutput Infer(DistillationBatch batch, ObjectiveRequirements requirements)
     {

@@ -88,7 +88,26 @@ internal sealed class SparseKdObjective : IDistillationObjective
         var kd = TokenReduction.MaskedSum(PerToken(student, ids, safeLogProbs, safeTail), mask);
         var alpha = options.KdRate;
         var loss = (1 - alpha) * ce + alpha * kd;
-        var count = mask.sum().item<long>();
-        return DivergenceKdObjective.Move(ObjectiveResults.Create(loss, count, ("ce", ce), ("kd", kd)));
+        return DivergenceKdObjective.Move(ObjectiveResult.FromTokens(loss, labels, new Dictionary<string, Tensor> { ["ce"] = ce, ["kd"] = kd }));
+    }
+
+    /// <summary>The teacher must provide sparse top-k targets; a known teacher vocabulary must equal the student's.</summary>
+    public void Validate(ObjectiveSetup setup)
+    {
+        ArgumentNullException.ThrowIfNull(setup);
+        if (setup.Teacher is not { } teacher)
+        {
+            throw new InvalidOperationException($"Objective '{Name}' needs a teacher that provides sparse top-k log-probs (an offline cache or a remote server); there is none.");
+        }
+
+        if (!teacher.Capabilities.HasFlag(TeacherCapabilities.SparseTopK))
+        {
+            throw new InvalidOperationException($"Objective '{Name}' needs sparse top-k teacher targets, but the teacher provides {teacher.Capabilities}. Use a cached or remote teacher, or the dense objective.");
+        }
+
+        if (teacher.VocabularySize > 0 && teacher.VocabularySize != setup.StudentVocabularySize)
+        {
+            throw new InvalidOperationException($"Objective '{Name}': the teacher's vocabulary has {teacher.VocabularySize} entries but the student's logits have {setup.StudentVocabularySize}; sparse objectives index the student's logits with the teacher's ids, so both must share a tokenizer.");
+        }
     }
 }

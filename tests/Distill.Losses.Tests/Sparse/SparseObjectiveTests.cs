@@ -62,7 +62,8 @@ public sealed class SparseObjectiveTests
         var rs = sparse.Compute(SparseContext(ss, teacher, labels));
         rs.LossSum.backward();
 
-        Assert.Equal(rd.TokenCount, rs.TokenCount);
+        Assert.Equal(rd.ScoredTokens.item<long>(), rs.ScoredTokens.item<long>());
+        Assert.Equal(rd.Normalizer.item<float>(), rs.Normalizer.item<float>());
         GoldenTests.AssertClose(TestData.Value(rd.LossSum), TestData.Value(rs.LossSum), 1e-5);
         Assert.True((sd.grad! - ss.grad!).abs().max().item<float>() < 1e-5f, $"gradient differs by {(sd.grad! - ss.grad!).abs().max().item<float>()}");
     }
@@ -119,7 +120,7 @@ public sealed class SparseObjectiveTests
             o.Beta = 0.3;
             o.TailHandling = tail;
         }).Compute(SparseContext(student.requires_grad_(true), teacher, labels));
-        Assert.Equal(1, r.TokenCount);
+        Assert.Equal(1, r.ScoredTokens.item<long>());
         GoldenTests.AssertClose(expected, TestData.Value(r.LossSum), 1e-6);
         r.LossSum.backward();
         Assert.False(student.grad!.isnan().any().item<bool>());
@@ -193,6 +194,22 @@ public sealed class SparseObjectiveTests
             Assert.False(s.grad!.isnan().any().item<bool>(), name);
             Assert.Equal(0f, s.grad![0, 1].abs().max().item<float>());
         }
+    }
+
+    [Fact]
+    public void Validate_DenseOrMismatchedTeacher_ThrowsNamingTheProblem()
+    {
+        var objective = CreateSparse("sparse_forward_kl");
+        objective.Validate(new ObjectiveSetup { StudentVocabularySize = 10, Teacher = new TeacherInfo { Capabilities = TeacherCapabilities.SparseTopK } });
+        var dense = Assert.Throws<InvalidOperationException>(() => objective.Validate(new ObjectiveSetup { StudentVocabularySize = 10, Teacher = new TeacherInfo() }));
+        Assert.Contains("sparse top-k", dense.Message, StringComparison.Ordinal);
+        var vocab = Assert.Throws<InvalidOperationException>(() => objective.Validate(new ObjectiveSetup
+        {
+            StudentVocabularySize = 10,
+            Teacher = new TeacherInfo { Capabilities = TeacherCapabilities.SparseTopK, VocabularySize = 12 },
+        }));
+        Assert.Contains("12", vocab.Message, StringComparison.Ordinal);
+        Assert.Throws<InvalidOperationException>(() => objective.Validate(new ObjectiveSetup { StudentVocabularySize = 10 }));
     }
 
     private static (Tensor Student, TeacherOutput Teacher, Tensor Labels) HandCase()
