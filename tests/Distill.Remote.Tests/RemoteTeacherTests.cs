@@ -249,6 +249,7 @@ public sealed class RemoteTeacherTests : IDisposable
         Assert.Equal(new long[] { 0, 1, 2, 3 }, output.TopKIndices[0, 1].data<long>().ToArray()); // padding: placeholder
         Assert.True(float.IsNegativeInfinity(output.TopKLogTailMass![1, 0].item<float>()));        // unscored
         Assert.True(output.TopKLogTailMass[1, 1].item<float>() < 0);
+        Assert.Equal(TeacherCapabilities.SparseTopK, ((ITeacher)teacher).Info.Capabilities);
         var needsLogits = Assert.Throws<InvalidOperationException>(() => teacher.Infer(batch, new ObjectiveRequirements()));
         Assert.Contains("sparse top-k log-probs only", needsLogits.Message, StringComparison.Ordinal);
     }

@@ -149,6 +149,8 @@ public sealed class TeacherCacheTests : IDisposable
     {
         var dir = await SingleRun();
         using var teacher = new CachedTopKTeacher(TeacherCacheReader.Open(dir));
+        Assert.Equal(TeacherCapabilities.SparseTopK, ((ITeacher)teacher).Info.Capabilities);
+        Assert.Equal("tok0", ((ITeacher)teacher).Info.TokenizerId);
         using var scope = NewDisposeScope();
         var examples = CacheTestData.Examples();
         var rows = new[] { 7, 0, 3, 4 };
