@@ -13,4 +13,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "Tokenized {Examples} examples ({Skipped} skipped: no response tokens left after truncation)")]
     internal static partial void DatasetTokenized(ILogger logger, int examples, int skipped);
+
+    [LoggerMessage(EventId = 4101, Level = LogLevel.Information, Message = "SDFT: resuming {File} with {Rows} of {Total} rows already written")]
+    internal static partial void SdftResumed(ILogger logger, string file, int rows, int total);
+
+    [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "SDFT: wrote {File}: {Rows} rows, {Kept} rewrites kept")]
+    internal static partial void SdftFinished(ILogger logger, string file, int rows, int kept);
 }
