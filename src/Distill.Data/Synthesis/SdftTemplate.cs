@@ -78,6 +78,9 @@ public sealed class SdftTemplate
     /// <summary>Gets a value indicating whether the template is from the official code (false: Distill's compact pair for the bundled data).</summary>
     public bool IsOfficial { get; }
 
+    /// <summary>Gets the text written before a response in training and stripped from generations: empty for the official templates, a space for the compact pair (<c>"Answer: 42"</c>).</summary>
+    public string ResponsePrefix => IsOfficial ? string.Empty : " ";
+
     private bool BosBeforeUserOnMain { get; }
 
     /// <summary>Gets <c>alpaca</c>: the training template of every non-math dataset (and of AlpacaEval and AdvBench).</summary>
