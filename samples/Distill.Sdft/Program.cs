@@ -28,6 +28,8 @@ var genBatch = new Option<int>("--generation-batch-size") { Description = "Promp
 var evalExamples = new Option<int>("--eval-examples") { Description = "Most test examples per metric (0 = all).", DefaultValueFactory = _ => defaults.EvalExamples };
 var trainExamples = new Option<int>("--train-examples") { Description = "Most task training rows (0 = all).", DefaultValueFactory = _ => defaults.TrainExamples };
 var seedSteps = new Option<int>("--seed-steps") { Description = "Steps that train the bundled seed model.", DefaultValueFactory = _ => defaults.SeedSteps };
+var seedHidden = new Option<int>("--seed-hidden") { Description = "Bundled seed model width.", DefaultValueFactory = _ => defaults.SeedHidden };
+var seedLayers = new Option<int>("--seed-layers") { Description = "Bundled seed model depth.", DefaultValueFactory = _ => defaults.SeedLayers };
 var output = new Option<string>("--output") { Description = "Run folder.", DefaultValueFactory = _ => defaults.OutputDirectory };
 var retrain = new Option<bool>("--retrain-seed") { Description = "Retrain the bundled seed model even if a cached one matches." };
 var threads = new Option<int?>("--threads") { Description = "CPU threads for torch." };
@@ -35,7 +37,7 @@ var verbose = new Option<bool>("--verbose") { Description = "Log every library m
 
 var root = new RootCommand("Distill SDFT: self-distillation fine-tuning vs vanilla SFT, task metric and forgetting.")
 {
-    model, data, taskTest, general, task, branch, seeds, epochs, lr, batch, targets, maxNew, genBatch, evalExamples, trainExamples, seedSteps, output, retrain, threads, verbose,
+    model, data, taskTest, general, task, branch, seeds, epochs, lr, batch, targets, maxNew, genBatch, evalExamples, trainExamples, seedSteps, seedHidden, seedLayers, output, retrain, threads, verbose,
 };
 
 root.SetAction(parse =>
@@ -58,6 +60,8 @@ root.SetAction(parse =>
         EvalExamples = parse.GetValue(evalExamples),
         TrainExamples = parse.GetValue(trainExamples),
         SeedSteps = parse.GetValue(seedSteps),
+        SeedHidden = parse.GetValue(seedHidden),
+        SeedLayers = parse.GetValue(seedLayers),
         OutputDirectory = parse.GetValue(output)!,
         RetrainSeed = parse.GetValue(retrain),
         Threads = parse.GetValue(threads),

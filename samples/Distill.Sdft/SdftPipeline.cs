@@ -145,7 +145,7 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
             : (Path.GetFullPath(settings.ModelPath!), true);
         if (!fromCache)
         {
-            foreach (var stale in Directory.GetDirectories(settings.OutputDirectory, "seed-*"))
+            foreach (var stale in Directory.GetDirectories(settings.OutputDirectory, "run-seed-*"))
             {
                 Directory.Delete(stale, recursive: true); // distilled files of an older seed model
             }
@@ -165,7 +165,7 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
         var files = new List<string>();
         foreach (var seed in settings.Seeds)
         {
-            var folder = Path.Combine(settings.OutputDirectory, $"seed-{seed}");
+            var folder = Path.Combine(settings.OutputDirectory, $"run-seed-{seed}");
             SdftResult distilled;
             using (var seedModel = LoadSeed())
             {
