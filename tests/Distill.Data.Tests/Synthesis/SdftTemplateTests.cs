@@ -1,5 +1,7 @@
 using System.Text.Json;
 using Distill.Data.Synthesis;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace Distill.Data.Tests.Synthesis;
 
@@ -126,5 +128,27 @@ public class SdftTemplateTests
         Assert.Equal(["q_proj", "v_proj"], SdftPreset.LoraTargetModules);
         Assert.Equal(0.1, SdftPreset.LoraDropout(SdftBranch.Reproduce));
         Assert.Equal(0.0, SdftPreset.LoraDropout(SdftBranch.Main));
+    }
+}
+
+public class SdftBuilderExtensionsTests
+{
+    [Fact]
+    public void AddDistillSdft_BindsAndValidates()
+    {
+        var services = new ServiceCollection();
+        services.AddDistill().AddDistillSdft(o => o.Task = "gsm8k").AddDistillSdft(o => o.Branch = SdftBranch.Main);
+        using (var provider = services.BuildServiceProvider())
+        {
+            var options = provider.GetRequiredService<IOptions<SdftOptions>>().Value;
+            Assert.Equal(("gsm8k", SdftBranch.Main, 512, 0.95, 0.7, 50), (options.Task, options.Branch, options.MaxNewTokens, options.Temperature, options.TopP, options.TopK));
+        }
+
+        var bad = new ServiceCollection();
+        bad.AddDistill().AddDistillSdft(o => o.Task = "poetry");
+        using var badProvider = bad.BuildServiceProvider();
+        var ex = Assert.Throws<OptionsValidationException>(() =>
+            badProvider.GetRequiredService<IOptions<SdftOptions>>().Value);
+        Assert.Contains(ex.Failures, f => f.Contains("Unknown SDFT task type 'poetry'", StringComparison.Ordinal));
     }
 }
