@@ -20,7 +20,7 @@ var task = new Option<string>("--task") { Description = "SDFT task type: " + str
 var branch = new Option<SdftBranch>("--branch") { Description = "Official branch to follow where they differ: Reproduce (paper numbers) or Main.", DefaultValueFactory = _ => defaults.Branch };
 var seeds = new Option<int[]>("--seeds") { Description = "Seeds (rewrite sampling, LoRA init, data order).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. defaults.Seeds] };
 var epochs = new Option<int?>("--epochs") { Description = "Fine-tuning epochs (default: the task's official count; math 5)." };
-var lr = new Option<double?>("--lr") { Description = "LoRA learning rate (default: 1e-4 official; 3e-3 for the bundled model)." };
+var lr = new Option<double?>("--lr") { Description = "LoRA learning rate (default: 1e-4 official; 1e-2 for the bundled model)." };
 var batch = new Option<int?>("--batch-size") { Description = "Fine-tuning micro-batch (default: 2 × 4 accumulation official; 8 for the bundled model)." };
 var targets = new Option<string[]>("--lora-targets") { Description = "LoRA target modules (default q_proj v_proj; GPT-2 c_attn).", AllowMultipleArgumentsPerToken = true };
 var maxNew = new Option<int?>("--max-new-tokens") { Description = "Max new tokens of rewrites and answers (default 512; 32 for the bundled model)." };

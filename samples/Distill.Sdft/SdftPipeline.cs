@@ -68,10 +68,13 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
     public const string SdftRowName = "SDFT (LoRA)";
 
     /// <summary>The bundled families the seed model learns (the "general" split).</summary>
-    public static readonly IReadOnlyList<string> GeneralFamilies = ["uppercase", "count", "capital", "opposite"];
+    public static readonly IReadOnlyList<string> GeneralFamilies = ["uppercase", "capital", "opposite", "multiply"];
 
-    /// <summary>The bundled family the seed model is fine-tuned on (the "task" split): integer answers, checked as math.</summary>
-    public const string TaskFamily = "multiply";
+    /// <summary>The bundled family the seed model is fine-tuned on (the "task" split): letter counts, integer answers checked as math.</summary>
+    public const string TaskFamily = "count";
+
+    /// <summary>The LoRA learning rate of the bundled run (the official 1e-4 barely moves a tiny model in a few dozen steps).</summary>
+    public const double BundledLearningRate = 1e-2;
 
     private const string FingerprintFile = "sdft-seed.json";
     private readonly ILoggerFactory loggers = loggerFactory ?? NullLoggerFactory.Instance;
@@ -244,6 +247,7 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
             LoraAlpha = SdftPreset.LoraAlpha,
             LoraDropout = SdftPreset.LoraDropout(settings.Branch),
             TargetModules = [.. settings.LoraTargets ?? (model.Config.ModelType == "gpt2" ? ["c_attn"] : SdftPreset.LoraTargetModules)],
+            FanInFanOut = model.Config.ModelType == "gpt2", // GPT-2's Conv1D stores [in, out], as PEFT notes
         }, loggers.CreateLogger<LoraModel>());
         var template = evaluator.TrainTemplate;
         var examples = train.Select(e => new TextExample(
@@ -265,7 +269,7 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
             o.SaveCheckpoints = false;
             o.EvaluateAtEpochEnd = false;
             o.Epochs = settings.Epochs ?? task.Epochs;
-            o.LearningRate = settings.LearningRate ?? (settings.Bundled ? 3e-3 : SdftPreset.LearningRate);
+            o.LearningRate = settings.LearningRate ?? (settings.Bundled ? BundledLearningRate : SdftPreset.LearningRate);
             o.GradientAccumulationSteps = settings.Bundled && settings.BatchSize is null ? 1 : SdftPreset.GradientAccumulationSteps;
         });
         trainer.Progress = new CallbackProgress<TrainingProgress>(p => OnProgress?.Invoke(new SdftSampleProgress(name + " (LoRA)", p.Step, p.TotalSteps, p.Loss)));
@@ -315,7 +319,8 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
             lr = settings.SeedLearningRate,
             branch = settings.Branch.ToString(),
             seed = settings.Seeds[0],
-            version = 1,
+            families = string.Join(",", GeneralFamilies),
+            version = 2,
         });
         var fingerprintPath = Path.Combine(dir, FingerprintFile);
         if (!settings.RetrainSeed && File.Exists(fingerprintPath) && File.ReadAllText(fingerprintPath) == fingerprint)

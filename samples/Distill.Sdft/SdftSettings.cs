@@ -30,13 +30,13 @@ public sealed record SdftSettings
     public IReadOnlyList<int> Seeds { get; init; } = [1, 2, 3];
 
     /// <summary>Gets the bundled seed model's width.</summary>
-    public int SeedHidden { get; init; } = 64;
+    public int SeedHidden { get; init; } = 96;
 
     /// <summary>Gets the bundled seed model's depth.</summary>
     public int SeedLayers { get; init; } = 2;
 
     /// <summary>Gets the optimizer steps that train the bundled seed model on the general split.</summary>
-    public int SeedSteps { get; init; } = 600;
+    public int SeedSteps { get; init; } = 1000;
 
     /// <summary>Gets the seed model's peak learning rate.</summary>
     public double SeedLearningRate { get; init; } = 3e-3;
@@ -44,7 +44,7 @@ public sealed record SdftSettings
     /// <summary>Gets the fine-tuning epochs; <see langword="null"/> = the task's official count (math: 5).</summary>
     public int? Epochs { get; init; }
 
-    /// <summary>Gets the LoRA fine-tuning learning rate; <see langword="null"/> = the official 1e-4 with a real model, 3e-3 for the bundled one (a tiny random-init model barely moves at 1e-4 in a few steps).</summary>
+    /// <summary>Gets the LoRA fine-tuning learning rate; <see langword="null"/> = the official 1e-4 with a real model, 1e-2 for the bundled one (a tiny random-init model barely moves at 1e-4 in a few steps).</summary>
     public double? LearningRate { get; init; }
 
     /// <summary>Gets the micro-batch size of fine-tuning; <see langword="null"/> = the official 2 (× 4 accumulation) with a real model, 8 × 1 for the bundled one.</summary>
