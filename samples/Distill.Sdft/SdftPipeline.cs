@@ -70,6 +70,9 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
     /// <summary>The bundled families the seed model learns (the "general" split).</summary>
     public static readonly IReadOnlyList<string> GeneralFamilies = ["uppercase", "capital", "opposite", "multiply"];
 
+    /// <summary>Bundled families shown to the seed model only through the distillation prompt (restating a given number), never as questions it must answer.</summary>
+    public static readonly IReadOnlyList<string> RestateFamilies = ["add", "subtract"];
+
     /// <summary>The bundled family the seed model is fine-tuned on (the "task" split): letter counts, integer answers checked as math.</summary>
     public const string TaskFamily = "count";
 
@@ -134,7 +137,7 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
         var trainTemplate = sdft.ResolveTrainTemplate();
 
         // 1. Data and tokenizer.
-        var tokenizer = settings.Bundled ? BundledData.TokenizerA() : HfTokenizer.FromPretrained(settings.ModelPath!, loggers.CreateLogger<HfTokenizer>());
+        var tokenizer = settings.Bundled ? BundledData.TokenizerB() : HfTokenizer.FromPretrained(settings.ModelPath!, loggers.CreateLogger<HfTokenizer>());
         var bos = tokenizer.BosTokenId is int b ? tokenizer.ConvertIdToToken(b) : null;
         var data = settings.Bundled ? BundledSplits() : UserSplits();
         var taskTrain = settings.TrainExamples > 0 ? [.. data.TaskTrain.Take(settings.TrainExamples)] : data.TaskTrain;
@@ -283,6 +286,12 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
         return Evaluate(name, evaluator, model, taskTest, generalTest, cancellationToken);
     }
 
+    private static IReadOnlyList<InstructionExample> RestateRows()
+    {
+        var restate = new HashSet<string>(RestateFamilies, StringComparer.Ordinal);
+        return [.. BundledData.Load(BundledSplit.Train).Where(e => e.Task is { } t && restate.Contains(t))];
+    }
+
     private (IReadOnlyList<InstructionExample> GeneralTrain, IReadOnlyList<InstructionExample> TaskTrain, IReadOnlyList<InstructionExample> TaskTest, IReadOnlyList<InstructionExample> GeneralTest) BundledSplits()
     {
         var general = new HashSet<string>(GeneralFamilies, StringComparer.Ordinal);
@@ -319,8 +328,8 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
             lr = settings.SeedLearningRate,
             branch = settings.Branch.ToString(),
             seed = settings.Seeds[0],
-            families = string.Join(",", GeneralFamilies),
-            version = 2,
+            families = string.Join(",", GeneralFamilies.Concat(RestateFamilies)),
+            version = 3,
         });
         var fingerprintPath = Path.Combine(dir, FingerprintFile);
         if (!settings.RetrainSeed && File.Exists(fingerprintPath) && File.ReadAllText(fingerprintPath) == fingerprint)
@@ -332,16 +341,11 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
         // answer with the reference in view: the stand-in for a chat model that can rewrite a given answer.
         var train = SdftTemplate.Compact;
         var distill = SdftTemplate.CompactDistill;
-        var examples = generalTrain.SelectMany(e =>
-        {
-            var query = SdftTemplate.Query(e.Instruction, e.Input);
-            var response = train.ResponsePrefix + SeedStyle(e.Output);
-            return new[]
-            {
-                new TextExample(train.Render(query, e.Output, settings.Branch, bos), response),
-                new TextExample(distill.Render(query, e.Output, settings.Branch, bos), response),
-            };
-        }).ToList();
+        TextExample Styled(SdftTemplate template, InstructionExample e) =>
+            new(template.Render(SdftTemplate.Query(e.Instruction, e.Input), e.Output, settings.Branch, bos), template.ResponsePrefix + SeedStyle(e.Output));
+        var examples = generalTrain.SelectMany(e => new[] { Styled(train, e), Styled(distill, e) })
+            .Concat(RestateRows().Select(e => Styled(distill, e)))
+            .ToList();
         var dataset = TokenizedDataset.Create(examples, tokenizer, null, 128, 127, SequenceFormat.Dskd, SequenceFormat.Dskd);
         var eos = TokenizedDataset.PadId(tokenizer);
         var config = new Gpt2Config
@@ -378,7 +382,7 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
 
         var temp = dir + ".tmp-" + Guid.NewGuid().ToString("N");
         model.SavePretrained(temp);
-        BundledData.WriteTokenizer(BundledTokenizer.Bytes, temp);
+        BundledData.WriteTokenizer(BundledTokenizer.Bpe, temp);
         File.WriteAllText(Path.Combine(temp, FingerprintFile), fingerprint);
         if (Directory.Exists(dir))
         {

@@ -30,13 +30,13 @@ public sealed record SdftSettings
     public IReadOnlyList<int> Seeds { get; init; } = [1, 2, 3];
 
     /// <summary>Gets the bundled seed model's width.</summary>
-    public int SeedHidden { get; init; } = 64;
+    public int SeedHidden { get; init; } = 96;
 
     /// <summary>Gets the bundled seed model's depth.</summary>
     public int SeedLayers { get; init; } = 2;
 
     /// <summary>Gets the optimizer steps that train the bundled seed model on the general split.</summary>
-    public int SeedSteps { get; init; } = 800;
+    public int SeedSteps { get; init; } = 1000;
 
     /// <summary>Gets the seed model's peak learning rate.</summary>
     public double SeedLearningRate { get; init; } = 3e-3;
