@@ -28,4 +28,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4105, Level = LogLevel.Information, Message = "Teacher cache {Directory} opened: teacher {Teacher}, k = {K}, {Rows} rows in {Chunks} memory-mapped chunks")]
     internal static partial void CacheOpened(ILogger logger, string directory, string teacher, int k, long rows, int chunks);
+    [LoggerMessage(EventId = 4201, Level = LogLevel.Information, Message = "SDFT: resuming {File} with {Rows} of {Total} rows already written")]
+    internal static partial void SdftResumed(ILogger logger, string file, int rows, int total);
+
+    [LoggerMessage(EventId = 4202, Level = LogLevel.Information, Message = "SDFT: wrote {File}: {Rows} rows, {Kept} rewrites kept")]
+    internal static partial void SdftFinished(ILogger logger, string file, int rows, int kept);
 }
