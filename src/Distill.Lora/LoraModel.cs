@@ -399,11 +399,42 @@ public sealed partial class LoraModel
             }
         }
 
+        // Which modules are targets, and their ranks, are decided (and checked against the layer shapes) before anything is
+        // allocated: a corrupt r such as 2^24 must not allocate gigabytes first.
+        var targetNames = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var (name, module) in named)
+            {
+                if (!TargetModuleMatcher.IsTarget(config, name))
+                {
+                    continue;
+                }
+
+                targetNames.Add(name);
+                if (module is Projection p)
+                {
+                    var (rank, _) = TargetModuleMatcher.RankAndAlpha(config, name);
+                    if (rank > Math.Max(p.InFeatures, p.OutFeatures))
+                    {
+                        throw new InvalidDataException(
+                            $"{source}: rank r = {rank} for target module '{name}' exceeds both of its dimensions (in {p.InFeatures}, out {p.OutFeatures}); a LoRA update of that layer has rank at most {Math.Min(p.InFeatures, p.OutFeatures)}.");
+                    }
+                }
+            }
+        }
+        catch (System.Text.RegularExpressions.RegexMatchTimeoutException e)
+        {
+            throw new InvalidDataException(
+                $"{source}: the module pattern '{IO.InputFile.Bound(e.Pattern)}' exceeded its match timeout of {e.MatchTimeout.TotalSeconds:0.#} s on module name '{IO.InputFile.Bound(e.Input)}' (catastrophic backtracking); fix the pattern.",
+                e);
+        }
+
         var layers = new Dictionary<string, LoraLayer>(StringComparer.Ordinal);
         bool? fanInFanOut = null;
         foreach (var (name, module) in named)
         {
-            if (!TargetModuleMatcher.IsTarget(config, name))
+            if (!targetNames.Contains(name))
             {
                 continue;
             }

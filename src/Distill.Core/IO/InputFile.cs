@@ -138,8 +138,10 @@ public static class InputFile
         return root as JsonObject ?? throw new InvalidDataException($"{what} '{source}' must be a JSON object, found {root?.GetValueKind().ToString() ?? "null"}.");
     }
 
-    /// <summary>The first key repeated within one object, with its 1-based line, or <see langword="null"/>.</summary>
-    internal static (string Key, long Line)? FindRepeatedKey(string json)
+    /// <summary>Finds the first key repeated within one JSON object (for a clear message after a duplicate-key parse error).</summary>
+    /// <param name="json">The JSON text.</param>
+    /// <returns>The key and its 1-based line, or <see langword="null"/> when no key repeats (or the text is malformed before one does).</returns>
+    public static (string Key, long Line)? FindRepeatedKey(string json)
     {
         var bytes = Encoding.UTF8.GetBytes(json);
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = 256 });
@@ -174,6 +176,9 @@ public static class InputFile
         return null;
     }
 
-    /// <summary>Shortens untrusted text for an error message (at most <paramref name="max"/> characters).</summary>
-    internal static string Bound(string? text, int max = 200) => text is null ? "null" : text.Length <= max ? text : string.Concat(text.AsSpan(0, max), $"… ({text.Length} characters)");
+    /// <summary>Shortens untrusted text for an error message.</summary>
+    /// <param name="text">The text (<see langword="null"/> gives <c>null</c>).</param>
+    /// <param name="max">The most characters kept.</param>
+    /// <returns>The text, or its first <paramref name="max"/> characters followed by its length.</returns>
+    public static string Bound(string? text, int max = 200) => text is null ? "null" : text.Length <= max ? text : string.Concat(text.AsSpan(0, max), $"… ({text.Length} characters)");
 }
