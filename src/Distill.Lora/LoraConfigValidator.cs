@@ -28,7 +28,7 @@ internal sealed class LoraConfigValidator : IValidateOptions<LoraConfig>
         var f = new List<string>();
         if (c.R <= 0 || c.R > LoraConfig.MaxRank)
         {
-            f.Add($"{nameof(LoraConfig.R)} (r) must be in [1, {LoraConfig.MaxRank}] (got {c.R}).");
+            f.Add($"{nameof(LoraConfig.R)} (r) must be positive and at most {LoraConfig.MaxRank} (got {c.R}).");
         }
 
         if (double.IsNaN(c.LoraAlpha) || double.IsInfinity(c.LoraAlpha))
@@ -70,7 +70,7 @@ internal sealed class LoraConfigValidator : IValidateOptions<LoraConfig>
         {
             if (v <= 0 || v > LoraConfig.MaxRank)
             {
-                f.Add($"rank_pattern['{Distill.IO.InputFile.Bound(k)}'] must be in [1, {LoraConfig.MaxRank}] (got {v}).");
+                f.Add($"rank_pattern['{Distill.IO.InputFile.Bound(k)}'] must be positive and at most {LoraConfig.MaxRank} (got {v}).");
             }
         }
 

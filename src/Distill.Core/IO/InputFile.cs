@@ -132,10 +132,10 @@ public static class InputFile
                 throw new InvalidDataException($"{what} '{source}': key '{Bound(repeated.Key)}' appears twice in the same object (line {repeated.Line}).", e);
             }
 
-            throw new InvalidDataException($"{what} '{source}' is not valid JSON ({Bound(e.Message)}).", e);
+            throw new InvalidDataException($"{what} '{source}': invalid JSON, not valid JSON text ({Bound(e.Message)}).", e);
         }
 
-        return root as JsonObject ?? throw new InvalidDataException($"{what} '{source}' must be a JSON object, found {root?.GetValueKind().ToString() ?? "null"}.");
+        return root as JsonObject ?? throw new InvalidDataException($"{what} '{source}': the top level is not a JSON object (found {root?.GetValueKind().ToString() ?? "null"}).");
     }
 
     /// <summary>Finds the first key repeated within one JSON object (for a clear message after a duplicate-key parse error).</summary>
