@@ -134,6 +134,7 @@ public static class AutoCausalLM
     internal static (int Loaded, string? Problems) LoadWeights(CausalLM model, string dir, bool strict, bool rejectNonFinite, out string? nonFinite)
     {
         var nonFiniteList = new List<string>();
+        (string File, string Name)? tiedHead = null;
         var state = model.state_dict();
         var expected = model.CheckpointKeys.ToHashSet(StringComparer.Ordinal);
         var loaded = new HashSet<string>(StringComparer.Ordinal);
@@ -153,26 +154,31 @@ public static class AutoCausalLM
                 var key = model.MapCheckpointKey(name);
                 if (key is null)
                 {
+                    if (model.Config.TieWordEmbeddings && name == "lm_head.weight")
+                    {
+                        tiedHead = (file, name);
+                    }
+
                     continue;
                 }
 
                 if (!expected.Contains(key))
                 {
-                    unexpected.Add(name);
+                    unexpected.Add($"{name} (in {Path.GetFileName(file)})");
                     continue;
                 }
 
                 var target = state[key];
                 if (target.is_floating_point() && !SafeTensorsFile.IsFloat(info.ScalarType))
                 {
-                    mismatched.Add($"{name}: checkpoint dtype {info.DType} cannot fill the floating-point parameter {key}");
+                    mismatched.Add($"{name} in {Path.GetFileName(file)}: checkpoint dtype {info.DType} cannot fill the floating-point parameter {key}");
                     loaded.Add(key);
                     continue;
                 }
 
                 if (!target.shape.SequenceEqual(info.Shape))
                 {
-                    mismatched.Add($"{name}: checkpoint [{string.Join(", ", info.Shape)}], model [{string.Join(", ", target.shape)}]");
+                    mismatched.Add($"{name} in {Path.GetFileName(file)}: checkpoint [{string.Join(", ", info.Shape)}], model [{string.Join(", ", target.shape)}]");
                     loaded.Add(key); // reported as a mismatch, not also as missing
                     continue;
                 }
@@ -194,6 +200,20 @@ public static class AutoCausalLM
             }
         }
 
+        if (tiedHead is { } head)
+        {
+            // A tied model ignores the checkpoint's lm_head.weight (as transformers does); if it differs from the embeddings
+            // the config and the weights disagree, and loading would silently change the model.
+            using var st = SafeTensors.Open(head.File);
+            using var scope = torch.NewDisposeScope();
+            var stored = st.Read(head.Name);
+            var embedding = model.LmHeadWeight;
+            if (!stored.shape.SequenceEqual(embedding.shape) || !stored.to(embedding.dtype, embedding.device).eq(embedding).all().item<bool>())
+            {
+                mismatched.Add($"lm_head.weight in {Path.GetFileName(head.File)} differs from the input embeddings, but config.json sets tie_word_embeddings");
+            }
+        }
+
         nonFinite = nonFiniteList.Count > 0 ? string.Join("; ", nonFiniteList) : null;
         var missing = expected.Where(k => !loaded.Contains(k)).ToList();
         if (missing.Count > 0 || unexpected.Count > 0 || mismatched.Count > 0)
@@ -201,20 +221,20 @@ public static class AutoCausalLM
             var parts = new List<string>();
             if (missing.Count > 0)
             {
-                parts.Add($"missing keys ({missing.Count}): {string.Join(", ", missing)}");
+                parts.Add($"missing keys ({missing.Count}): {string.Join(", ", missing.Take(20))}{(missing.Count > 20 ? ", ..." : string.Empty)}");
             }
 
             if (unexpected.Count > 0)
             {
-                parts.Add($"unexpected keys ({unexpected.Count}): {string.Join(", ", unexpected)}");
+                parts.Add($"unexpected keys ({unexpected.Count}): {string.Join(", ", unexpected.Take(20))}{(unexpected.Count > 20 ? ", ..." : string.Empty)}");
             }
 
             if (mismatched.Count > 0)
             {
-                parts.Add($"shape mismatches ({mismatched.Count}): {string.Join("; ", mismatched)}");
+                parts.Add($"shape mismatches ({mismatched.Count}): {string.Join("; ", mismatched.Take(20))}{(mismatched.Count > 20 ? "; ..." : string.Empty)}");
             }
 
-            var message = $"Checkpoint '{dir}' does not match {model.GetType().Name} ({model.Config.ModelType}): {string.Join(" | ", parts)}.";
+            var message = $"Checkpoint '{dir}' does not match the {model.GetType().Name} ({model.Config.ModelType}) its config.json describes: {string.Join(" | ", parts)}.";
             if (strict)
             {
                 throw new InvalidDataException(message);

@@ -24,6 +24,12 @@ public static class ModelConfigLimits
     /// <summary>The largest <c>max_position_embeddings</c> / <c>n_positions</c> (2^26).</summary>
     public const int MaxPositionEmbeddings = 1 << 26;
 
+    /// <summary>The largest normalisation epsilon (<c>rms_norm_eps</c>, <c>layer_norm_epsilon</c>): 1 (real models use 1e-6 to 1e-5).</summary>
+    public const double MaxNormEpsilon = 1;
+
+    /// <summary>The largest <c>rope_theta</c>: 10^8 (published models use 10^4 to 10^7).</summary>
+    public const double MaxRopeTheta = 1e8;
+
     /// <summary>The largest parameter count the sizes may imply (10^13).</summary>
     public const double MaxParameters = 1e13;
 }

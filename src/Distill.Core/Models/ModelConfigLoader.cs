@@ -368,7 +368,7 @@ public static class ModelConfigLoader
                 Size(inner, "n_inner", ModelConfigLimits.MaxIntermediateSize);
             }
 
-            Number(g.LayerNormEpsilon, "layer_norm_epsilon", 0, minExclusive: true);
+            Number(g.LayerNormEpsilon, "layer_norm_epsilon", 0, minExclusive: true, max: ModelConfigLimits.MaxNormEpsilon);
             Number(g.InitializerRange, "initializer_range", 0, minExclusive: false);
             Number(g.ResidualDropout, "resid_pdrop", 0, minExclusive: false, max: 1);
             Number(g.EmbeddingDropout, "embd_pdrop", 0, minExclusive: false, max: 1);
@@ -403,8 +403,8 @@ public static class ModelConfigLoader
                 throw new InvalidDataException($"Model config '{source}': head_dim {d.EffectiveHeadDim} must be even for RoPE.");
             }
 
-            Number(d.RmsNormEps, "rms_norm_eps", 0, minExclusive: true);
-            Number(d.RopeTheta, "rope_theta", 0, minExclusive: true);
+            Number(d.RmsNormEps, "rms_norm_eps", 0, minExclusive: true, max: ModelConfigLimits.MaxNormEpsilon);
+            Number(d.RopeTheta, "rope_theta", 0, minExclusive: true, max: ModelConfigLimits.MaxRopeTheta);
             Number(d.InitializerRange, "initializer_range", 0, minExclusive: false);
             Number(d.AttentionDropout, "attention_dropout", 0, minExclusive: false, max: 1);
             var window = d switch
