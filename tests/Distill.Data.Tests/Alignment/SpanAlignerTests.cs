@@ -71,7 +71,7 @@ public sealed class SpanAlignerTests
     }
 }
 
-public sealed class ExampleAlignmentTests
+public sealed class ExampleTokenizationsTests
 {
     [Fact]
     public void AlignScoredPositions_BytesStudentBpeTeacher_AlignsSingleCharacterTokens()
@@ -83,7 +83,10 @@ public sealed class ExampleAlignmentTests
         var example = new TextExample("Count the letters: sun\nAnswer:", " 3");
         var dataset = TokenizedDataset.Create([example], student, teacher);
         using var batch = dataset.Collate([0], PaddingSide.Left, padToLength: 40);
-        var alignment = Assert.IsType<ExampleAlignment>(batch.Alignment![0]);
+        var alignment = new ExampleTokenizations(dataset.StudentExamples[0], dataset.TeacherExamples![0], 40 - dataset.StudentExamples[0].InputLength, 40 - dataset.TeacherExamples[0].InputLength);
+        Assert.Equal(alignment.Groups, batch.SpanAlignments![0].Groups);
+        Assert.Equal(alignment.StudentColumnOffset, batch.SpanAlignments[0].StudentColumnOffset);
+        Assert.Equal(alignment.TeacherColumnOffset, batch.SpanAlignments[0].TeacherColumnOffset);
         var result = alignment.AlignScoredPositions(student, teacher, map);
 
         // Scored student positions: the last prompt token ':' and the response ' ', '3' → 3 columns, ending at the last column.

@@ -53,9 +53,9 @@ public sealed class MinEdTests
         {
             InputIds = ids, AttentionMask = ones_like(ids), Labels = labels,
             TeacherInputIds = tids, TeacherAttentionMask = ones_like(tids), TeacherLabels = tlabels,
-            Alignment = alignments,
+            MinEdAlignments = alignments,
         };
-        var (aligned, alignedRows) = objective.AlignTeacherLogits(zs, zt, ids, labels, tids, tlabels, [.. alignments.Cast<MinEdAlignment>().Select(a => a.StudentToTeacher)]);
+        var (aligned, alignedRows) = objective.AlignTeacherLogits(zs, zt, ids, labels, tids, tlabels, [.. alignments.Select(a => a.StudentToTeacher)]);
         CrossTokGoldens.AssertClose("mined.aligned_teacher_logits", aligned, rtol: 1e-6, atol: 1e-6);
         Assert.InRange(alignedRows, 1, 12); // some rows aligned, some one-hot ("s"→"▁sat", "Ġdog"→["▁do","g"])
 
@@ -95,7 +95,7 @@ public sealed class MinEdTests
         {
             InputIds = ids, AttentionMask = ones_like(ids), Labels = labels,
             TeacherInputIds = tids, TeacherAttentionMask = ones_like(tids), TeacherLabels = tlabels,
-            Alignment = [new MinEdAlignment(precomputed)],
+            MinEdAlignments = [new MinEdAlignment(precomputed)],
         };
         var fromBatch = new MinEdObjective(null, map).Compute(Context(withAlignment, zs, zt));
 
