@@ -31,7 +31,7 @@ public sealed class MinEdTests
         var svocab = CrossTokGoldens.Get("mined.student_vocab").EnumerateArray().Select(e => e.GetString()!).ToArray();
         var tvocab = CrossTokGoldens.Get("mined.teacher_vocab").EnumerateArray().Select(e => e.GetString()!).ToArray();
         var expected = CrossTokGoldens.Get("mined.alignments").EnumerateArray().ToArray();
-        var alignments = new List<object>();
+        var alignments = new List<MinEdAlignment>();
         for (var b = 0; b < 2; b++)
         {
             var s = Scored(ids[b], labels[b]);
