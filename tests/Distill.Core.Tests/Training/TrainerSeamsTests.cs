@@ -20,7 +20,7 @@ public class TrainerSeamsTests
         return o;
     }
 
-    private static Dictionary<string, Tensor> Weights(nn.Module m) => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+    private static Dictionary<string, Tensor> Weights(nn.Module m) => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope()); // outlives the trainer's scopes
 
     private static void AssertSameWeights(Dictionary<string, Tensor> a, Dictionary<string, Tensor> b)
     {
