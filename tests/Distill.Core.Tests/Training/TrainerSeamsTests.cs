@@ -256,6 +256,26 @@ public class TrainerSeamsTests
     }
 
     [Fact]
+    public void Train_AnyTeacherWithAModel_GivesItsModelToTheObjectiveAndSizesModelAwareObjectives()
+    {
+        // Not a LocalModelTeacher: the trainer must reach the model through ITeacher.Model only.
+        using var scope = NewDisposeScope();
+        using var tmp = new TempFolder();
+        var teacherModel = new TinyCausalLM(Vocab, 24, seed: 2);
+        var objective = new ModelAwareProbe();
+        var trainer = new DistillationTrainer(new TinyCausalLM(Vocab, Hidden, seed: 1), objective, new WrappingTeacher(teacherModel), Options(tmp.Path, o =>
+        {
+            o.MaxSteps = 2;
+            o.SaveCheckpoints = false;
+        }));
+        Assert.Equal((Hidden, 24), objective.InitializedWith);
+        Assert.Equal(24, objective.Setup!.Teacher!.HiddenSize);
+        trainer.Train(new SyntheticBatchSource(examples: 4, batchSize: 2, vocab: Vocab, seed: 3));
+        Assert.Equal(2, objective.Calls);
+        Assert.All(objective.TeacherModels, m => Assert.Same(teacherModel, m));
+    }
+
+    [Fact]
     public void BatchTransformContext_DerivedSeed_DependsOnEveryCoordinateOnly()
     {
         var a = new BatchTransformContext(1, 2, 3, CPU, CancellationToken.None);
@@ -386,6 +406,50 @@ public class TrainerSeamsTests
             var ce = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), context.Batch.Labels.reshape(-1), ignore_index: DistillationBatch.IgnoreIndex, reduction: nn.Reduction.Sum);
             var bad = calls == nanAtCall ? logits.sum() * float.NaN : logits.sum() * 0;
             return ObjectiveResult.FromTokens(ce + bad, context.Batch.Labels, new Dictionary<string, Tensor> { ["ce"] = ce, ["bad"] = bad });
+        }
+    }
+
+    /// <summary>A teacher of another type than LocalModelTeacher that still exposes its model.</summary>
+    private sealed class WrappingTeacher(ICausalLM model) : ITeacher
+    {
+        public ICausalLM? Model => model;
+
+        public TeacherInfo Info => new() { Capabilities = TeacherCapabilities.DenseLogits | TeacherCapabilities.HiddenStates, VocabularySize = model.Config.VocabSize, HiddenSize = model.Config.HiddenSize };
+
+        public TeacherOutput Infer(DistillationBatch batch, ObjectiveRequirements requirements) =>
+            new() { Logits = model.Forward(new CausalLMInput { InputIds = batch.InputIds, AttentionMask = batch.AttentionMask }).Logits };
+    }
+
+    /// <summary>Records its initialisation, its setup and the teacher model each call sees; CE as the loss.</summary>
+    private sealed class ModelAwareProbe : IModelAwareObjective
+    {
+        public string Name => "test_model_aware";
+
+        public ObjectiveRequirements Requirements { get; } = new();
+
+        public nn.Module? Module => null;
+
+        public bool IsInitialized => InitializedWith is not null;
+
+        public (int Student, int Teacher)? InitializedWith { get; private set; }
+
+        public ObjectiveSetup? Setup { get; private set; }
+
+        public int Calls { get; private set; }
+
+        public List<ICausalLM?> TeacherModels { get; } = [];
+
+        public void Initialize(ICausalLM student, ICausalLM teacher) => InitializedWith = (student.Config.HiddenSize, teacher.Config.HiddenSize);
+
+        public void Validate(ObjectiveSetup setup) => Setup = setup;
+
+        public ObjectiveResult Compute(ObjectiveContext context)
+        {
+            Calls++;
+            TeacherModels.Add(context.TeacherModel);
+            var logits = context.Student.Logits!;
+            var ce = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), context.Batch.Labels.reshape(-1), ignore_index: DistillationBatch.IgnoreIndex, reduction: nn.Reduction.Sum);
+            return ObjectiveResult.FromTokens(ce, context.Batch.Labels, new Dictionary<string, Tensor>());
         }
     }
 
