@@ -325,6 +325,7 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
             o.MaxSteps = settings.Steps;
             o.LearningRate = settings.LearningRate;
             o.BestMetric = settings.DevExamples > 0 ? RougeLMetric.MetricName : null;
+            o.EvaluationStrategy = EvaluationStrategy.Epoch; // as when its README table was measured (the default, Auto, would evaluate ~10 times)
             o.KeepBestCheckpoints = 1;
             o.KeepLastCheckpoints = 1;
         }, writer);

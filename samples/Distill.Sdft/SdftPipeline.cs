@@ -273,7 +273,7 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
             o.OutputDirectory = output;
             o.Seed = seed;
             o.SaveCheckpoints = false;
-            o.EvaluateAtEpochEnd = false;
+            o.EvaluationStrategy = EvaluationStrategy.No;
             o.Epochs = settings.Epochs ?? task.Epochs;
             o.LearningRate = settings.LearningRate ?? (settings.Bundled ? BundledLearningRate : SdftPreset.LearningRate);
             o.GradientAccumulationSteps = settings.Bundled && settings.BatchSize is null ? 1 : SdftPreset.GradientAccumulationSteps;
@@ -376,7 +376,7 @@ public sealed class SdftPipeline(SdftSettings settings, ILoggerFactory? loggerFa
             o.WarmupRatio = 0.05;
             o.MinLearningRate = 1e-5;
             o.SaveCheckpoints = false;
-            o.EvaluateAtEpochEnd = false;
+            o.EvaluationStrategy = EvaluationStrategy.No;
             o.Seed = settings.Seeds[0];
         });
         trainer.Progress = new CallbackProgress<TrainingProgress>(p => OnProgress?.Invoke(new SdftSampleProgress("training the seed model (general split)", p.Step, p.TotalSteps, p.Loss)));

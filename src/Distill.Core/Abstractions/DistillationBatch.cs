@@ -43,8 +43,15 @@ public sealed class DistillationBatch : IDisposable
     /// <summary>Gets optional teacher position ids, [B, T'] int64.</summary>
     public Tensor? TeacherPositionIds { get; init; }
 
-    /// <summary>Gets optional per-example alignment data for cross-tokenizer objectives (e.g. token offsets, token strings).</summary>
-    public IReadOnlyList<object>? Alignment { get; init; }
+    /// <summary>Gets the dataset index (or another stable id) of each row, or <see langword="null"/> when the source has none.</summary>
+    /// <remarks>Batch transforms and cached or remote teachers key their per-example work on it.</remarks>
+    public IReadOnlyList<long>? ExampleIds { get; init; }
+
+    /// <summary>Gets the character-span alignment of each row (cross-tokenizer batches), or <see langword="null"/>.</summary>
+    public IReadOnlyList<SpanAlignment>? SpanAlignments { get; init; }
+
+    /// <summary>Gets the precomputed MinED alignment of each row (read by <c>min_ed</c>), or <see langword="null"/>.</summary>
+    public IReadOnlyList<MinEdAlignment>? MinEdAlignments { get; init; }
 
     /// <summary>Gets the batch size.</summary>
     public long BatchSize => InputIds.shape[0];
@@ -113,7 +120,9 @@ public sealed class DistillationBatch : IDisposable
         TeacherAttentionMask = TeacherAttentionMask?.to(device),
         TeacherLabels = TeacherLabels?.to(device),
         TeacherPositionIds = TeacherPositionIds?.to(device),
-        Alignment = Alignment,
+        ExampleIds = ExampleIds,
+        SpanAlignments = SpanAlignments,
+        MinEdAlignments = MinEdAlignments,
     };
 
     /// <inheritdoc />

@@ -93,7 +93,7 @@ public sealed class ObjectiveContext
     /// <summary>Gets the student model (lm_head, embeddings), or <see langword="null"/>: logits-only objectives do not read it; fused kernels and DSKD do.</summary>
     public ICausalLM? StudentModel { get; init; }
 
-    /// <summary>Gets the teacher model when it is a local model, else <see langword="null"/>.</summary>
+    /// <summary>Gets the teacher's local model (<see cref="ITeacher.Model"/>), or <see langword="null"/> for a cache or server teacher.</summary>
     public ICausalLM? TeacherModel { get; init; }
 }
 
@@ -205,14 +205,45 @@ public sealed record TeacherInfo
 /// <summary>
 /// A source of teacher signals: a local frozen model, an offline cache or a remote server.
 /// </summary>
-/// <remarks>Implementations must not track gradients; callers own the returned tensors.</remarks>
+/// <remarks>
+/// <para>Implementations must not track gradients; callers own the returned tensors.</para>
+/// <para>
+/// The trainer calls <see cref="InferAsync"/> once per micro-batch, after the batch-preparation stage
+/// (<c>IBatchTransform</c>) and, with prefetching on, for the next micro-batch while the current one trains, on a worker
+/// thread. A teacher that waits on I/O (a cache file, a server) overrides <see cref="InferAsync"/>; a compute-bound local
+/// teacher implements <see cref="Infer"/> only. Either way the output for a batch must not depend on when it is asked
+/// (no shared random state), so prefetching and resuming stay exact.
+/// </para>
+/// </remarks>
 public interface ITeacher
 {
     /// <summary>Gets what the teacher provides and its vocabulary. The default describes a dense-logits teacher of unknown vocabulary.</summary>
     TeacherInfo Info => new();
 
+    /// <summary>
+    /// Gets the local model behind this teacher, or <see langword="null"/> when there is none (cache, server). Objectives
+    /// that need the teacher's lm_head, embeddings or hidden size (DSKD, CMA, fused kernels over hidden states) read it
+    /// through <see cref="ObjectiveContext.TeacherModel"/>; the trainer uses it to size model-aware objectives and to cast a
+    /// local teacher for bf16 training.
+    /// </summary>
+    ICausalLM? Model => null;
+
     /// <summary>Computes what <paramref name="requirements"/> asks for on <paramref name="batch"/>.</summary>
+    /// <param name="batch">The prepared micro-batch, on the training device.</param>
+    /// <param name="requirements">What the objective needs.</param>
+    /// <returns>The teacher's output (no gradients), owned by the caller.</returns>
     TeacherOutput Infer(DistillationBatch batch, ObjectiveRequirements requirements);
+
+    /// <summary>Computes what <paramref name="requirements"/> asks for on <paramref name="batch"/> without blocking on I/O.</summary>
+    /// <param name="batch">The prepared micro-batch, on the training device.</param>
+    /// <param name="requirements">What the objective needs.</param>
+    /// <param name="cancellationToken">Cancels the request (the run is stopping).</param>
+    /// <returns>The teacher's output (no gradients), owned by the caller. The default runs <see cref="Infer"/> synchronously.</returns>
+    Task<TeacherOutput> InferAsync(DistillationBatch batch, ObjectiveRequirements requirements, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Infer(batch, requirements));
+    }
 }
 
 /// <summary>Creates objectives by name (the names the papers' scripts use). Registered by <c>AddDistillLosses()</c>.</summary>

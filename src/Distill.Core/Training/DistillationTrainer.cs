@@ -1,9 +1,7 @@
 using System.Diagnostics;
-using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Distill.Training;
@@ -23,17 +21,22 @@ namespace Distill.Training;
 /// <c>Σ token losses / Σ tokens</c> of the window, not a mean of per-micro-batch means.
 /// </para>
 /// <para>
-/// The teacher (if the objective needs one) runs under <c>no_grad</c>; a <see cref="LocalModelTeacher"/> is frozen and in eval
-/// mode. Only student parameters with <c>requires_grad</c> are optimised (LoRA freezes the base), plus the objective's own
+/// Micro-batch <c>(epoch, index)</c> is prepared as: <see cref="IBatchSource.GetBatch"/> → <see cref="BatchTransforms"/> →
+/// the student's device → <see cref="ITeacher.InferAsync"/> (under <c>no_grad</c>). That batch-preparation stage is where
+/// on-policy generation, teacher-generated data, precomputed alignments and cached or remote teacher lookups plug in; with
+/// <see cref="TrainingOptions.PrefetchBatches"/> the next micro-batch is prepared on a worker thread while the current one
+/// trains. Only student parameters with <c>requires_grad</c> are optimised (LoRA freezes the base), plus the objective's own
 /// parameters in their own group at <see cref="TrainingOptions.ObjectiveLearningRate"/>.
 /// </para>
 /// <para>
-/// Every step runs inside one <see cref="DisposeScope"/>; the loss is read back only on logging steps. Training runs on the
-/// calling thread (TorchSharp's dispose scopes are thread-static); <see cref="TrainAsync"/> runs it on a dedicated thread.
-/// An instance is not thread-safe; <see cref="Train"/> may be called again (e.g. to resume), each call builds a fresh optimizer.
+/// Every step runs inside one <see cref="DisposeScope"/> and keeps its sums on the device; the loss is read back only on
+/// logging steps, plus one boolean per step for the non-finite guard (<see cref="TrainingOptions.OnNonFiniteStep"/>).
+/// Training runs on the calling thread (TorchSharp's dispose scopes are thread-static); <see cref="TrainAsync"/> runs it on a
+/// dedicated thread. An instance is not thread-safe; <see cref="Train"/> may be called again (e.g. to resume), each call
+/// builds a fresh optimizer.
 /// </para>
 /// </remarks>
-public sealed class DistillationTrainer
+public sealed partial class DistillationTrainer
 {
     private readonly ICausalLM student;
     private readonly IDistillationObjective objective;
@@ -49,7 +52,8 @@ public sealed class DistillationTrainer
     /// <param name="options">Training options (copied; validated here).</param>
     /// <param name="logger">Logger; none by default.</param>
     /// <param name="checkpointWriter">How student weights are stored in checkpoints; <see cref="StateDictCheckpointWriter"/> by default.</param>
-    /// <exception cref="ArgumentException">Invalid options, or a setup the objective cannot work with (message says which and why).</exception>
+    /// <exception cref="ArgumentException">Invalid options, or a setup the objective cannot work with: the objective's
+    /// <see cref="IDistillationObjective.Validate"/> message, wrapped (vocabulary, teacher capabilities, ...).</exception>
     public DistillationTrainer(
         ICausalLM student,
         IDistillationObjective objective,
@@ -68,20 +72,43 @@ public sealed class DistillationTrainer
         this.options = options.Clone();
         this.logger = (ILogger?)logger ?? NullLogger.Instance;
         this.checkpointWriter = checkpointWriter ?? new StateDictCheckpointWriter();
-        if (objective is IModelAwareObjective { IsInitialized: false } aware && teacher is LocalModelTeacher local)
+        if (objective.Requirements.NeedsTeacher && teacher is null)
         {
-            // DSKD's projectors are sized from both hidden sizes; create them before the optimizer groups are built.
-            aware.Initialize(student, local.Model);
+            throw new ArgumentException($"Objective '{objective.Name}' needs a teacher, but none was given.", nameof(teacher));
         }
 
-        ValidateSetup();
+        if (teacher?.Model is { } teacherModel && ReferenceEquals(teacherModel.Module, student.Module))
+        {
+            throw new ArgumentException("The teacher and the student are the same module; a frozen teacher would freeze the student too.", nameof(teacher));
+        }
+
+        if (objective is IModelAwareObjective { IsInitialized: false } aware && teacher?.Model is { } model)
+        {
+            // DSKD's projectors are sized from both hidden sizes; create them before the optimizer groups are built.
+            aware.Initialize(student, model);
+        }
+
+        try
+        {
+            objective.Validate(new ObjectiveSetup { StudentVocabularySize = student.Config.VocabSize, Teacher = teacher?.Info });
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ArgumentException($"Objective '{objective.Name}' cannot train this setup: {e.Message}", nameof(objective), e);
+        }
     }
 
-    /// <summary>Gets or sets the evaluation callback (every <see cref="TrainingOptions.EvaluateEverySteps"/> steps and at epoch ends): named metrics of the student.</summary>
+    /// <summary>Gets or sets the evaluation callback (see <see cref="TrainingOptions.EvaluationStrategy"/>): named metrics of the student.</summary>
     public Func<EvaluationContext, IReadOnlyDictionary<string, double>>? Evaluate { get; set; }
 
     /// <summary>Gets or sets the progress sink, called on the training thread every <see cref="TrainingOptions.LogEverySteps"/> steps and at the last step.</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
+
+    /// <summary>
+    /// Gets the batch-preparation stage: transforms applied, in order, to every micro-batch between the source and the
+    /// teacher (on-policy generation, teacher-generated answers, precomputed alignments, cache keys). Empty by default.
+    /// </summary>
+    public IList<IBatchTransform> BatchTransforms { get; } = [];
 
     /// <summary>Gets a copy of the options this trainer uses.</summary>
     public TrainingOptions Options => options.Clone();
@@ -103,7 +130,8 @@ public sealed class DistillationTrainer
     /// <param name="cancellationToken">Checked after every step: cancelling writes a checkpoint (unless checkpoints are off) and returns <see cref="TrainingStatus.Cancelled"/>.</param>
     /// <returns>The run's outcome.</returns>
     /// <exception cref="ArgumentException">The source has fewer batches than one accumulation window, or a checkpoint does not match this run.</exception>
-    /// <exception cref="InvalidOperationException">A batch or teacher output does not fit the objective (message names the batch and field).</exception>
+    /// <exception cref="InvalidOperationException">A batch, transform, teacher output or objective failed (message names the step, epoch and micro-batch).</exception>
+    /// <exception cref="NonFiniteLossException">A step's loss or gradient norm was not finite under <see cref="NonFiniteStepPolicy.Stop"/>.</exception>
     public TrainingResult Train(IBatchSource data, string? resumeFrom = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(data);
@@ -117,10 +145,11 @@ public sealed class DistillationTrainer
 
         var totalSteps = o.MaxSteps ?? (stepsPerEpoch * o.Epochs);
         var schedule = new LearningRateSchedule(o.Schedule, totalSteps, o.WarmupRatio, o.MinLearningRate);
-
         if (o.Precision == TrainingPrecision.BFloat16)
         {
-            CastForBFloat16();
+            student.Module.to(ScalarType.BFloat16);
+            teacher?.Model?.Module.to(ScalarType.BFloat16);
+            objective.Module?.to(ScalarType.BFloat16);
         }
 
         var groups = ParameterGroups.Build(student.Module, objective.Module, o);
@@ -135,11 +164,12 @@ public sealed class DistillationTrainer
         var store = new CheckpointStore(CheckpointDirectory, logger);
         store.CleanTemporaryFolders();
 
-        var position = new Position(0, 0, 0, 0);
+        var position = new Position(0, 0, 0);
+        long startTokens = 0;
         if (resumeFrom is not null)
         {
             var path = store.Resolve(resumeFrom);
-            position = LoadCheckpoint(path, optimizer, masters, groups, totalSteps, stepsPerEpoch, batchesPerEpoch);
+            (position, startTokens) = LoadCheckpoint(path, optimizer, masters, groups, totalSteps, stepsPerEpoch, batchesPerEpoch);
             Log.Resumed(logger, path, position.Step, position.Epoch, position.StepInEpoch * o.GradientAccumulationSteps);
         }
         else
@@ -153,68 +183,37 @@ public sealed class DistillationTrainer
             logger, objective.Name, totalSteps, stepsPerEpoch, o.GradientAccumulationSteps,
             groups.Sum(g => g.Parameters.Sum(p => p.Parameter.numel())), groups.Count, o.Precision.ToString(), device.ToString());
 
+        using var pipeline = new BatchPipeline(data, [.. BatchTransforms], teacher, objective.Requirements, CheckBatch, device, o.Seed, o.PrefetchBatches, stepsPerEpoch * o.GradientAccumulationSteps, (long)totalSteps * o.GradientAccumulationSteps);
+        Log.PipelineStarted(logger, BatchTransforms.Count, teacher?.GetType().Name ?? "none", pipeline.Prefetches);
+        var runner = new TrainingStep(student, objective, teacher, o, groups, masters, optimizer, device, logger);
+        using var tokenCounter = tensor(startTokens, ScalarType.Int64, device);
         using var metrics = new TrainingMetricsWriter(o.OutputDirectory, o.TensorBoard);
         var evaluations = new List<(int, IReadOnlyDictionary<string, double>)>();
         var clock = Stopwatch.StartNew();
         var startStep = position.Step;
-        long tokensThisProcess = 0;
         var lastLoss = double.NaN;
         string? lastCheckpoint = null;
         var lastSavedStep = -1;
         (string Path, double Value)? best = null;
+        var evaluateEvery = EvaluationInterval(totalSteps);
 
-        while (position.Step < totalSteps)
+        while (position.Step < totalSteps && !cancellationToken.IsCancellationRequested)
         {
-            if (cancellationToken.IsCancellationRequested)
-            {
-                break;
-            }
-
             var step = position.Step; // 0-based index of the step about to run
-            var read = o.LogEverySteps > 0 ? (step + 1) % o.LogEverySteps == 0 || step + 1 == totalSteps : step + 1 == totalSteps;
-            var lrs = groups.Select(g => schedule.LearningRate(g.BaseLearningRate, step)).ToArray();
-            var stats = RunStep(data, position, groups, masters, optimizer, lrs, device, read);
-
-            tokensThisProcess += stats.Tokens;
-            var stepInEpoch = position.StepInEpoch + 1;
-            var epochEnd = stepInEpoch == stepsPerEpoch;
-            var next = epochEnd
-                ? new Position(step + 1, position.Epoch + 1, 0, position.Tokens + stats.Tokens)
-                : new Position(step + 1, position.Epoch, stepInEpoch, position.Tokens + stats.Tokens);
             var done = step + 1;
-
+            var read = o.LogEverySteps > 0 ? done % o.LogEverySteps == 0 || done == totalSteps : done == totalSteps;
+            var lrs = groups.Select(g => schedule.LearningRate(g.BaseLearningRate, step)).ToArray();
+            var stats = runner.Run(pipeline, step, position.Epoch, position.StepInEpoch * o.GradientAccumulationSteps, lrs, tokenCounter, read, cancellationToken);
+            var epochEnd = position.StepInEpoch + 1 == stepsPerEpoch;
+            var next = epochEnd ? new Position(done, position.Epoch + 1, 0) : new Position(done, position.Epoch, position.StepInEpoch + 1);
             if (read)
             {
                 lastLoss = stats.Loss;
-                var elapsed = clock.Elapsed;
-                var tps = tokensThisProcess / Math.Max(elapsed.TotalSeconds, 1e-9);
-                var eta = TimeSpan.FromSeconds(elapsed.TotalSeconds / Math.Max(done - startStep, 1) * (totalSteps - done));
-                var lr = lrs[0];
-                var values = new Dictionary<string, double>(StringComparer.Ordinal)
-                {
-                    ["loss"] = stats.Loss,
-                    ["lr"] = lr,
-                    ["grad_norm"] = stats.GradNorm,
-                    ["tokens"] = next.Tokens,
-                    ["tokens_per_s"] = tps,
-                };
-                foreach (var (k, v) in stats.Parts)
-                {
-                    values[k] = v;
-                }
-
-                metrics.Write("train", done, position.Epoch, values);
-                if (!double.IsFinite(stats.Loss))
-                {
-                    Log.NonFiniteLoss(logger, stats.Loss, done);
-                }
-
-                Log.StepCompleted(logger, done, totalSteps, position.Epoch, stats.Loss, lr, stats.GradNorm, tps, eta);
-                Progress?.Report(new TrainingProgress(done, totalSteps, position.Epoch, stats.Loss, stats.Parts, lr, stats.GradNorm, next.Tokens, tps, elapsed, eta));
+                Report(metrics, stats, done, totalSteps, startStep, position.Epoch, lrs[0], tokenCounter.item<long>(), startTokens, clock.Elapsed);
             }
 
-            var evaluate = Evaluate is not null
-                && ((o.EvaluateEverySteps is int every && done % every == 0) || (epochEnd && o.EvaluateAtEpochEnd));
+            var evaluate = Evaluate is not null && o.EvaluationStrategy != EvaluationStrategy.No
+                && ((evaluateEvery is int every && done % every == 0) || (evaluateEvery is null && epochEnd) || done == totalSteps);
             IReadOnlyDictionary<string, double>? evalMetrics = null;
             if (evaluate)
             {
@@ -223,12 +222,11 @@ public sealed class DistillationTrainer
                 metrics.Write("eval", done, position.Epoch, evalMetrics);
             }
 
-            var save = o.SaveCheckpoints && (evaluate || epochEnd || done == totalSteps
+            if (o.SaveCheckpoints && (evaluate || epochEnd || done == totalSteps
                 || (o.SaveEverySteps is int saveEvery && done % saveEvery == 0)
-                || cancellationToken.IsCancellationRequested);
-            if (save)
+                || cancellationToken.IsCancellationRequested))
             {
-                lastCheckpoint = SaveCheckpoint(store, next, optimizer, masters, groups, schedule, lrs, evalMetrics, totalSteps, stepsPerEpoch, batchesPerEpoch);
+                lastCheckpoint = SaveCheckpoint(store, next, tokenCounter.item<long>(), optimizer, masters, groups, schedule, lrs, evalMetrics, totalSteps, stepsPerEpoch, batchesPerEpoch);
                 lastSavedStep = done;
                 best = store.Prune(o.KeepLastCheckpoints, o.BestMetric is null ? 0 : o.KeepBestCheckpoints, o.GreaterIsBetter);
             }
@@ -242,7 +240,7 @@ public sealed class DistillationTrainer
             if (o.SaveCheckpoints && lastSavedStep != position.Step && position.Step > startStep)
             {
                 var lrs = groups.Select(g => schedule.LearningRate(g.BaseLearningRate, Math.Max(position.Step - 1, 0))).ToArray();
-                lastCheckpoint = SaveCheckpoint(store, position, optimizer, masters, groups, schedule, lrs, null, totalSteps, stepsPerEpoch, batchesPerEpoch);
+                lastCheckpoint = SaveCheckpoint(store, position, tokenCounter.item<long>(), optimizer, masters, groups, schedule, lrs, null, totalSteps, stepsPerEpoch, batchesPerEpoch);
                 best = store.Prune(o.KeepLastCheckpoints, o.BestMetric is null ? 0 : o.KeepBestCheckpoints, o.GreaterIsBetter);
             }
 
@@ -250,6 +248,12 @@ public sealed class DistillationTrainer
         }
         else
         {
+            if (o.LoadBestModelAtEnd && best is { } b)
+            {
+                LoadModelWeights(b.Path);
+                Log.BestModelLoaded(logger, b.Path, o.BestMetric!, b.Value);
+            }
+
             Log.TrainingFinished(logger, position.Step, lastLoss, best?.Path);
         }
 
@@ -263,395 +267,15 @@ public sealed class DistillationTrainer
             evaluations);
     }
 
-    /// <summary>
-    /// Runs one optimizer step (forward/backward over the accumulation window, normalisation, clipping, AdamW) inside one dispose
-    /// scope. Internal for tests: with <paramref name="applyUpdate"/> false it stops after normalising the gradients.
-    /// </summary>
-    internal StepStats RunStep(
-        IBatchSource data,
-        Position position,
-        IReadOnlyList<ParameterGroupSpec> groups,
-        MasterWeights? masters,
-        torch.optim.Optimizer? optimizer,
-        double[] learningRates,
-        Device device,
-        bool readBack,
-        bool applyUpdate = true)
+    /// <summary>The evaluation interval in steps, or <see langword="null"/> for epoch ends (see <see cref="EvaluationStrategy"/>).</summary>
+    internal int? EvaluationInterval(int totalSteps) => options.EvaluationStrategy switch
     {
-        using var scope = NewDisposeScope();
-        var o = options;
-        var req = objective.Requirements;
-        var trainable = groups.SelectMany(g => g.Parameters.Select(p => p.Parameter)).ToList();
-        foreach (var p in trainable)
-        {
-            p.grad = null; // PyTorch's zero_grad(set_to_none=True)
-        }
+        EvaluationStrategy.Steps => options.EvaluateEverySteps,
+        EvaluationStrategy.Epoch => null,
+        EvaluationStrategy.No => null,
+        _ => options.EvaluateEverySteps ?? (options.MaxSteps is null ? null : Math.Max(1, (totalSteps + 9) / 10)),
+    };
 
-        long tokens = 0;
-        double normaliser = 0;
-        var lossSum = zeros(1, dtype: ScalarType.Float32, device: device);
-        var parts = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        for (var k = 0; k < o.GradientAccumulationSteps; k++)
-        {
-            var index = (position.StepInEpoch * o.GradientAccumulationSteps) + k;
-            using var micro = NewDisposeScope();
-            using var source = data.GetBatch(position.Epoch, index);
-            var batch = source.To(device);
-            CheckBatch(batch, position.Epoch, index);
-
-            TeacherOutput? teacherOut = null;
-            if (req.NeedsTeacher)
-            {
-                using (no_grad())
-                {
-                    teacherOut = teacher!.Infer(batch, req);
-                }
-
-                CheckTeacherOutput(teacherOut, position.Epoch, index);
-            }
-
-            var studentOut = student.Forward(new CausalLMInput
-            {
-                InputIds = batch.InputIds,
-                AttentionMask = batch.AttentionMask,
-                PositionIds = batch.PositionIds,
-                ComputeLogits = req.NeedsStudentLogits,
-                ReturnHiddenStates = req.NeedsStudentHiddenStates,
-            });
-            if (req.RequiresSameVocabulary && teacherOut?.Logits is { } tl && studentOut.Logits is { } sl && tl.shape[^1] != sl.shape[^1])
-            {
-                throw new InvalidOperationException($"Objective '{objective.Name}' needs one vocabulary, but the student's logits have {sl.shape[^1]} entries and the teacher's {tl.shape[^1]} (batch {index} of epoch {position.Epoch}).");
-            }
-
-            var result = objective.Compute(new ObjectiveContext
-            {
-                Batch = batch,
-                Student = studentOut,
-                Teacher = teacherOut,
-                StudentModel = student,
-                TeacherModel = (teacher as LocalModelTeacher)?.Model,
-            });
-            if (result.LossSum.numel() != 1)
-            {
-                throw new InvalidOperationException($"Objective '{objective.Name}' returned a loss of shape [{string.Join(", ", result.LossSum.shape)}]; it must be a scalar sum.");
-            }
-
-            result.LossSum.backward();
-            normaliser += result.Normalizer.item<float>();
-            tokens += result.ScoredTokens.item<long>();
-            using (no_grad())
-            {
-                lossSum.add_(result.LossSum.detach().to(ScalarType.Float32).reshape(1));
-                foreach (var (name, value) in result.Metrics)
-                {
-                    var v = value.detach().to(ScalarType.Float32).reshape(1);
-                    if (parts.TryGetValue(name, out var acc))
-                    {
-                        acc.add_(v);
-                    }
-                    else
-                    {
-                        parts[name] = v.clone().MoveToOuterDisposeScope();
-                    }
-                }
-            }
-        }
-
-        // Normalise by the token count of the whole window (DSKD); ClampMin(1): an all-masked window gives zero gradients, not NaN.
-        var scale = 1.0 / Math.Max(normaliser, 1.0);
-        var targets = masters is null ? trainable : masters.Masters;
-        using (no_grad())
-        {
-            if (masters is null)
-            {
-                foreach (var p in trainable)
-                {
-                    p.grad?.mul_(scale);
-                }
-            }
-            else
-            {
-                masters.LoadGradients(scale);
-            }
-        }
-
-        var withGrad = targets.Where(p => p.grad is not null).ToList();
-        var gradNorm = withGrad.Count == 0 ? 0.0 : torch.nn.utils.clip_grad_norm_(withGrad, o.MaxGradNorm ?? double.PositiveInfinity);
-
-        if (applyUpdate)
-        {
-            var pg = optimizer!.ParamGroups.ToList();
-            for (var i = 0; i < pg.Count; i++)
-            {
-                pg[i].LearningRate = learningRates[i];
-            }
-
-            optimizer.step();
-            masters?.CopyToModel();
-        }
-
-        var loss = double.NaN;
-        var partValues = new Dictionary<string, double>(StringComparer.Ordinal);
-        if (readBack)
-        {
-            loss = lossSum.item<float>() * scale;
-            foreach (var (name, value) in parts)
-            {
-                partValues[name] = value.item<float>() * scale;
-            }
-        }
-
-        return new StepStats(loss, partValues, gradNorm, tokens);
-    }
-
-    private IReadOnlyDictionary<string, double> RunEvaluation(int step, int epoch, bool epochEnd, CancellationToken cancellationToken)
-    {
-        student.Module.eval();
-        try
-        {
-            using var noGrad = no_grad();
-            using var scope = NewDisposeScope();
-            var result = Evaluate!(new EvaluationContext(step, epoch, epochEnd, student, cancellationToken));
-            Log.Evaluated(logger, step, string.Join(", ", result.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key}={kv.Value:G6}"))));
-            if (options.BestMetric is { } m && !result.ContainsKey(m))
-            {
-                throw new InvalidOperationException($"The evaluation callback returned no '{m}' (TrainingOptions.BestMetric); it returned: {string.Join(", ", result.Keys)}.");
-            }
-
-            return new Dictionary<string, double>(result, StringComparer.Ordinal);
-        }
-        finally
-        {
-            student.Module.train();
-        }
-    }
-
-    private void ValidateSetup()
-    {
-        var req = objective.Requirements;
-        if (req.NeedsTeacher && teacher is null)
-        {
-            throw new ArgumentException($"Objective '{objective.Name}' needs a teacher, but none was given.", "teacher");
-        }
-
-        if (teacher is LocalModelTeacher local)
-        {
-            if (ReferenceEquals(local.Model.Module, student.Module))
-            {
-                throw new ArgumentException("The teacher and the student are the same module; a frozen teacher would freeze the student too.", "teacher");
-            }
-
-            if (req.NeedsTeacher && req.RequiresSameVocabulary && local.Model.Config.VocabSize != student.Config.VocabSize)
-            {
-                throw new ArgumentException(
-                    $"Objective '{objective.Name}' needs student and teacher to share a vocabulary, but the student's vocabulary has {student.Config.VocabSize} entries and the teacher's {local.Model.Config.VocabSize}. Use a cross-tokenizer objective (e.g. dskd_cma, uld, min_ed) for different tokenizers.",
-                    "teacher");
-            }
-        }
-    }
-
-    private void CheckBatch(DistillationBatch batch, int epoch, int index)
-    {
-        if (batch.Labels.shape.Length != 2 || !batch.Labels.shape.SequenceEqual(batch.InputIds.shape))
-        {
-            throw new InvalidOperationException($"Batch {index} of epoch {epoch}: labels have shape [{string.Join(", ", batch.Labels.shape)}] but input ids [{string.Join(", ", batch.InputIds.shape)}]; labels must be [B, T] and aligned with the logits.");
-        }
-
-        if (objective.Requirements.RequiresTeacherTokens && !batch.HasTeacherTokens)
-        {
-            throw new InvalidOperationException($"Objective '{objective.Name}' needs the teacher's own tokenisation, but batch {index} of epoch {epoch} has no TeacherInputIds (use a cross-tokenizer batch source).");
-        }
-    }
-
-    private void CheckTeacherOutput(TeacherOutput output, int epoch, int index)
-    {
-        var req = objective.Requirements;
-        var teacherName = teacher!.GetType().Name;
-        if (req.NeedsTeacherLogits && output.Logits is null && !(req.AcceptsSparseTopK && output.TopKLogProbs is not null))
-        {
-            throw new InvalidOperationException($"Teacher {teacherName} returned no logits for batch {index} of epoch {epoch}, but objective '{objective.Name}' needs them.");
-        }
-
-        if (req.NeedsTeacherHiddenStates && output.HiddenStates is null)
-        {
-            throw new InvalidOperationException($"Teacher {teacherName} returned no hidden states for batch {index} of epoch {epoch}, but objective '{objective.Name}' needs them.");
-        }
-    }
-
-    private void CastForBFloat16()
-    {
-        student.Module.to(ScalarType.BFloat16);
-        if (teacher is LocalModelTeacher local)
-        {
-            local.Model.Module.to(ScalarType.BFloat16);
-        }
-
-        objective.Module?.to(ScalarType.BFloat16);
-    }
-
-    private optim.Optimizer CreateOptimizer(IReadOnlyList<ParameterGroupSpec> groups, MasterWeights? masters)
-    {
-        var o = options;
-        var paramGroups = new List<AdamW.ParamGroup>();
-        var offset = 0;
-        foreach (var g in groups)
-        {
-            IEnumerable<Parameter> ps = masters is null
-                ? g.Parameters.Select(p => p.Parameter).ToList()
-                : masters.Masters.Skip(offset).Take(g.Parameters.Count).ToList();
-            offset += g.Parameters.Count;
-            // Every AdamW setting passed explicitly: TorchSharp's ParamGroup constructor defaults beta2 to 0.99, not PyTorch's 0.999.
-            paramGroups.Add(new AdamW.ParamGroup(ps, new AdamW.Options
-            {
-                LearningRate = g.BaseLearningRate,
-                beta1 = o.Beta1,
-                beta2 = o.Beta2,
-                eps = o.Epsilon,
-                weight_decay = g.WeightDecay,
-                amsgrad = false,
-                maximize = false,
-            }));
-        }
-
-        return torch.optim.AdamW(paramGroups, lr: o.LearningRate, beta1: o.Beta1, beta2: o.Beta2, eps: o.Epsilon, weight_decay: o.WeightDecay);
-    }
-
-    private string SaveCheckpoint(
-        CheckpointStore store,
-        Position next,
-        optim.Optimizer optimizer,
-        MasterWeights? masters,
-        IReadOnlyList<ParameterGroupSpec> groups,
-        LearningRateSchedule schedule,
-        double[] learningRates,
-        IReadOnlyDictionary<string, double>? evalMetrics,
-        int totalSteps,
-        int stepsPerEpoch,
-        int batchesPerEpoch)
-    {
-        var o = options;
-        return store.Save(next.Step, dir =>
-        {
-            var studentDir = Path.Combine(dir, CheckpointStore.StudentFolder);
-            Directory.CreateDirectory(studentDir);
-            checkpointWriter.Save(student, studentDir);
-            ((OptimizerHelper)optimizer).save_state_dict(Path.Combine(dir, CheckpointStore.OptimizerFile));
-            if (objective.Module is { } om)
-            {
-                NamedTensorFile.Write(Path.Combine(dir, CheckpointStore.ObjectiveFile), om.state_dict());
-            }
-
-            masters?.Save(Path.Combine(dir, CheckpointStore.MasterWeightsFile));
-            using (var rng = torch.get_rng_state())
-            {
-                NamedTensorFile.Write(Path.Combine(dir, CheckpointStore.RngFile), [new("torch_cpu", rng)]);
-            }
-
-            double? bestValue = o.BestMetric is { } m && evalMetrics is not null && evalMetrics.TryGetValue(m, out var v) ? v : null;
-            var state = new TrainerState
-            {
-                GlobalStep = next.Step,
-                Epoch = next.Epoch,
-                StepInEpoch = next.StepInEpoch,
-                TotalSteps = totalSteps,
-                StepsPerEpoch = stepsPerEpoch,
-                BatchesPerEpoch = batchesPerEpoch,
-                GradientAccumulationSteps = o.GradientAccumulationSteps,
-                Tokens = next.Tokens,
-                Objective = objective.Name,
-                Precision = o.Precision,
-                Schedule = schedule.Kind,
-                WarmupSteps = schedule.WarmupSteps,
-                MinLearningRate = schedule.MinLearningRate,
-                Groups = [.. groups.Select((g, i) => new TrainerState.GroupState(g.Name, g.BaseLearningRate, learningRates[i], g.Parameters.Count))],
-                Metrics = evalMetrics,
-                BestMetric = bestValue is null ? null : o.BestMetric,
-                BestMetricValue = bestValue,
-                HasObjectiveParameters = objective.Module is not null,
-                HasMasterWeights = masters is not null,
-                CreatedUtc = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture),
-            };
-            CheckpointStore.WriteJson(Path.Combine(dir, CheckpointStore.OptionsFile), o);
-            CheckpointStore.WriteJson(Path.Combine(dir, CheckpointStore.StateFile), state); // last: its presence marks a complete folder
-        });
-    }
-
-    private Position LoadCheckpoint(
-        string path,
-        optim.Optimizer optimizer,
-        MasterWeights? masters,
-        IReadOnlyList<ParameterGroupSpec> groups,
-        int totalSteps,
-        int stepsPerEpoch,
-        int batchesPerEpoch)
-    {
-        var o = options;
-        var state = CheckpointStore.ReadState(path);
-        var file = Path.Combine(path, CheckpointStore.StateFile);
-        void Expect<T>(string field, T saved, T now)
-        {
-            if (!EqualityComparer<T>.Default.Equals(saved, now))
-            {
-                throw new ArgumentException($"Cannot resume from '{file}': {field} was {saved} in the checkpoint but is {now} now; an exact resume needs the same setup.");
-            }
-        }
-
-        Expect("format", state.Format, TrainerState.CurrentFormat);
-        Expect("total_steps", state.TotalSteps, totalSteps);
-        Expect("steps_per_epoch", state.StepsPerEpoch, stepsPerEpoch);
-        Expect("batches_per_epoch", state.BatchesPerEpoch, batchesPerEpoch);
-        Expect("gradient_accumulation_steps", state.GradientAccumulationSteps, o.GradientAccumulationSteps);
-        Expect("objective", state.Objective, objective.Name);
-        Expect("precision", state.Precision, o.Precision);
-        Expect("optimizer groups", string.Join(",", state.Groups.Select(g => $"{g.Name}:{g.Parameters}")), string.Join(",", groups.Select(g => $"{g.Name}:{g.Parameters.Count}")));
-        Expect("objective parameters", state.HasObjectiveParameters, objective.Module is not null);
-
-        checkpointWriter.Load(student, Path.Combine(path, CheckpointStore.StudentFolder));
-        if (objective.Module is { } om)
-        {
-            NamedTensorFile.LoadInto(Path.Combine(path, CheckpointStore.ObjectiveFile), om.state_dict());
-        }
-
-        if (masters is not null)
-        {
-            masters.Load(Path.Combine(path, CheckpointStore.MasterWeightsFile));
-        }
-
-        ((OptimizerHelper)optimizer).load_state_dict(Path.Combine(path, CheckpointStore.OptimizerFile));
-        var rng = NamedTensorFile.Read(Path.Combine(path, CheckpointStore.RngFile));
-        try
-        {
-            if (!rng.TryGetValue("torch_cpu", out var cpuState))
-            {
-                throw new InvalidDataException($"'{Path.Combine(path, CheckpointStore.RngFile)}' has no 'torch_cpu' generator state.");
-            }
-
-            torch.set_rng_state(cpuState);
-        }
-        finally
-        {
-            foreach (var t in rng.Values)
-            {
-                t.Dispose();
-            }
-        }
-
-        return new Position(state.GlobalStep, state.Epoch, state.StepInEpoch, state.Tokens);
-    }
-
-    private static Device DeviceOf(nn.Module module)
-    {
-        foreach (var p in module.parameters())
-        {
-            return p.device;
-        }
-
-        return CPU;
-    }
-
-    /// <summary>Where the next step starts: steps done, epoch, step within the epoch, tokens so far.</summary>
-    internal readonly record struct Position(int Step, int Epoch, int StepInEpoch, long Tokens);
-
-    /// <summary>What one step reports (loss and parts are NaN / empty unless read back).</summary>
-    internal readonly record struct StepStats(double Loss, IReadOnlyDictionary<string, double> Parts, double GradNorm, long Tokens);
+    /// <summary>Where the next step starts: steps done, epoch, step within the epoch.</summary>
+    internal readonly record struct Position(int Step, int Epoch, int StepInEpoch);
 }

@@ -8,7 +8,9 @@ namespace Distill.Training;
 /// <remarks>
 /// <see cref="GetBatch"/> must return the same content for the same (epoch, index) every time, in any process (shuffle with a
 /// generator seeded from (seed, epoch), never from a shared running generator). The trainer disposes each batch it receives.
-/// Implementations need not be thread-safe; the trainer calls them from one thread.
+/// Implementations need not be thread-safe: the trainer calls them one call at a time, but with
+/// <see cref="TrainingOptions.PrefetchBatches"/> from a worker thread (the next batch is prepared while the current one trains).
+/// Batch transforms (<see cref="IBatchTransform"/>) run after the source, before the teacher.
 /// </remarks>
 public interface IBatchSource
 {

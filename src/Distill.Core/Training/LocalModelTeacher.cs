@@ -27,6 +27,15 @@ public sealed class LocalModelTeacher : ITeacher
     public ICausalLM Model { get; }
 
     /// <inheritdoc />
+    /// <remarks>Dense logits and hidden states (with the lm_head through <see cref="Model"/>), the model's vocabulary and hidden size.</remarks>
+    public TeacherInfo Info => new()
+    {
+        Capabilities = TeacherCapabilities.DenseLogits | TeacherCapabilities.HiddenStates,
+        VocabularySize = Model.Config.VocabSize,
+        HiddenSize = Model.Config.HiddenSize,
+    };
+
+    /// <inheritdoc />
     /// <remarks>Computes logits when <see cref="ObjectiveRequirements.NeedsTeacherLogits"/> and hidden states when
     /// <see cref="ObjectiveRequirements.NeedsTeacherHiddenStates"/>; the forward runs in eval mode (no dropout) even if someone
     /// switched the module back to training.</remarks>

@@ -28,8 +28,8 @@ internal sealed class MasterWeights : IDisposable
         return all.Any(p => p.Parameter.dtype != ScalarType.Float32) ? new MasterWeights(all) : null;
     }
 
-    /// <summary>Sets each master's gradient to the model gradient in float32 times <paramref name="scale"/>.</summary>
-    public void LoadGradients(double scale)
+    /// <summary>Sets each master's gradient to the model gradient in float32 times <paramref name="scale"/> (a float32 scalar tensor).</summary>
+    public void LoadGradients(Tensor scale)
     {
         for (var i = 0; i < model.Count; i++)
         {

@@ -29,6 +29,15 @@ internal static partial class Log
     [LoggerMessage(EventId = 1208, Level = LogLevel.Information, Message = "Training finished: {Steps} steps, last loss {Loss:F4}, best checkpoint {Best}")]
     internal static partial void TrainingFinished(ILogger logger, int steps, double loss, string? best);
 
-    [LoggerMessage(EventId = 1209, Level = LogLevel.Warning, Message = "Non-finite loss {Loss} at step {Step}; the optimizer step was still applied")]
+    [LoggerMessage(EventId = 1209, Level = LogLevel.Warning, Message = "Non-finite loss {Loss} at step {Step}; the optimizer step was still applied (TrainingOptions.OnNonFiniteStep = Ignore)")]
     internal static partial void NonFiniteLoss(ILogger logger, double loss, int step);
+
+    [LoggerMessage(EventId = 1210, Level = LogLevel.Warning, Message = "{Message} The optimizer step was skipped (TrainingOptions.OnNonFiniteStep = SkipStep).")]
+    internal static partial void NonFiniteStepSkipped(ILogger logger, string message);
+
+    [LoggerMessage(EventId = 1211, Level = LogLevel.Information, Message = "Loaded the best checkpoint at the end of training: {Path} ({Metric} = {Value})")]
+    internal static partial void BestModelLoaded(ILogger logger, string path, string metric, double value);
+
+    [LoggerMessage(EventId = 1212, Level = LogLevel.Debug, Message = "Batch preparation: {Transforms} transform(s), teacher {Teacher}, prefetch {Prefetch}")]
+    internal static partial void PipelineStarted(ILogger logger, int transforms, string teacher, bool prefetch);
 }

@@ -26,6 +26,26 @@ public enum TrainingPrecision
     BFloat16,
 }
 
+/// <summary>When the trainer's evaluation callback runs (HF Trainer's <c>eval_strategy</c>).</summary>
+public enum EvaluationStrategy
+{
+    /// <summary>
+    /// <see cref="Steps"/> when <see cref="TrainingOptions.EvaluateEverySteps"/> is set; otherwise <see cref="Epoch"/> for a run
+    /// measured in epochs, and about ten evenly spaced evaluations (every <c>ceil(total steps / 10)</c> steps) for a run
+    /// measured in <see cref="TrainingOptions.MaxSteps"/>, where an "epoch" of a small dataset may be a handful of steps.
+    /// </summary>
+    Auto,
+
+    /// <summary>Never (HF <c>"no"</c>).</summary>
+    No,
+
+    /// <summary>Every <see cref="TrainingOptions.EvaluateEverySteps"/> optimizer steps (HF <c>"steps"</c>).</summary>
+    Steps,
+
+    /// <summary>At the end of every epoch (HF <c>"epoch"</c>; DSKD evaluates after every epoch).</summary>
+    Epoch,
+}
+
 /// <summary>
 /// Options of <see cref="DistillationTrainer"/>. Defaults follow DSKD's scripts where they exist (AdamW, weight decay 0.01,
 /// cosine schedule, clipping at 1.0, per-window token normalisation).
@@ -119,13 +139,36 @@ public sealed class TrainingOptions
     /// <value>The default is 10.</value>
     public int LogEverySteps { get; set; } = TrainingDefaults.LogEverySteps;
 
-    /// <summary>Gets or sets how often, in optimizer steps, the evaluation callback runs; <see langword="null"/> = only at epoch end.</summary>
+    /// <summary>Gets or sets when the evaluation callback runs.</summary>
+    /// <value>The default is <see cref="EvaluationStrategy.Auto"/>: every epoch for a run in epochs, about ten times for a run in <see cref="MaxSteps"/>.</value>
+    /// <remarks>Whatever the strategy, the last step is evaluated too when it would not be otherwise, so the best checkpoint can be the final one.</remarks>
+    public EvaluationStrategy EvaluationStrategy { get; set; } = TrainingDefaults.EvaluationStrategy;
+
+    /// <summary>Gets or sets how often, in optimizer steps, the evaluation callback runs under <see cref="EvaluationStrategy.Steps"/> (and <see cref="EvaluationStrategy.Auto"/>).</summary>
     /// <value>The default is <see langword="null"/>.</value>
     public int? EvaluateEverySteps { get; set; }
 
-    /// <summary>Gets or sets a value indicating whether the evaluation callback also runs at the end of every epoch.</summary>
-    /// <value>The default is <see langword="true"/> (DSKD evaluates after every epoch).</value>
-    public bool EvaluateAtEpochEnd { get; set; } = TrainingDefaults.EvaluateAtEpochEnd;
+    /// <summary>
+    /// Gets or sets a value indicating whether the student holds the best checkpoint's weights (by <see cref="BestMetric"/>)
+    /// when <see cref="DistillationTrainer.Train"/> returns, as HF Trainer's <c>load_best_model_at_end</c>; otherwise it holds
+    /// the last step's weights.
+    /// </summary>
+    /// <value>The default is <see langword="false"/>.</value>
+    /// <remarks>Needs <see cref="BestMetric"/> and <see cref="SaveCheckpoints"/>. The objective's own parameters are restored too.</remarks>
+    public bool LoadBestModelAtEnd { get; set; }
+
+    /// <summary>Gets or sets what happens when an optimizer step's loss or gradient norm is NaN or infinite.</summary>
+    /// <value>The default is <see cref="NonFiniteStepPolicy.Stop"/>.</value>
+    /// <remarks>The check reads one boolean back from the device per optimizer step; <see cref="NonFiniteStepPolicy.Ignore"/> skips it.</remarks>
+    public NonFiniteStepPolicy OnNonFiniteStep { get; set; } = TrainingDefaults.OnNonFiniteStep;
+
+    /// <summary>
+    /// Gets or sets a value indicating whether the next micro-batch (source, batch transforms, teacher) is prepared on a
+    /// worker thread while the current one trains.
+    /// </summary>
+    /// <value>The default is <see langword="true"/>.</value>
+    /// <remarks>Results do not depend on it. A batch transform that reads the student (<see cref="IBatchTransform.ReadsStudent"/>) turns it off.</remarks>
+    public bool PrefetchBatches { get; set; } = TrainingDefaults.PrefetchBatches;
 
     /// <summary>Gets or sets how often, in optimizer steps, a checkpoint is written; <see langword="null"/> = only at evaluations, epoch ends, cancellation and the end.</summary>
     /// <value>The default is <see langword="null"/>.</value>
@@ -186,6 +229,10 @@ public sealed class TrainingOptions
         Check(Enum.IsDefined(Precision), nameof(Precision), $"is not a known precision (got {Precision}).");
         Check(LogEverySteps >= 0, nameof(LogEverySteps), $"must be 0 (off) or positive (got {LogEverySteps}).");
         Check(EvaluateEverySteps is null or >= 1, nameof(EvaluateEverySteps), $"must be at least 1 when set (got {EvaluateEverySteps}).");
+        Check(Enum.IsDefined(EvaluationStrategy), nameof(EvaluationStrategy), $"is not a known strategy (got {EvaluationStrategy}).");
+        Check(EvaluationStrategy != EvaluationStrategy.Steps || EvaluateEverySteps is not null, nameof(EvaluateEverySteps), "must be set when EvaluationStrategy is Steps.");
+        Check(Enum.IsDefined(OnNonFiniteStep), nameof(OnNonFiniteStep), $"is not a known policy (got {OnNonFiniteStep}).");
+        Check(!LoadBestModelAtEnd || (BestMetric is not null && SaveCheckpoints), nameof(LoadBestModelAtEnd), "needs BestMetric and SaveCheckpoints.");
         Check(SaveEverySteps is null or >= 1, nameof(SaveEverySteps), $"must be at least 1 when set (got {SaveEverySteps}).");
         Check(BestMetric is null || !string.IsNullOrWhiteSpace(BestMetric), nameof(BestMetric), "must be null or a metric name.");
         Check(KeepBestCheckpoints >= 0, nameof(KeepBestCheckpoints), $"must be non-negative (got {KeepBestCheckpoints}).");
@@ -232,7 +279,9 @@ internal static class TrainingDefaults
     public const TrainingPrecision Precision = TrainingPrecision.Float32;
     public const int Seed = 42;
     public const int LogEverySteps = 10;
-    public const bool EvaluateAtEpochEnd = true;
+    public const EvaluationStrategy EvaluationStrategy = Training.EvaluationStrategy.Auto;
+    public const NonFiniteStepPolicy OnNonFiniteStep = NonFiniteStepPolicy.Stop;
+    public const bool PrefetchBatches = true;
     public const bool SaveCheckpoints = true;
     public const bool GreaterIsBetter = true;
     public const int KeepBestCheckpoints = 1;

@@ -1,51 +1,5 @@
 namespace Distill.Data.Alignment;
 
-/// <summary>How many tokens of each side a <see cref="AlignedGroup"/> holds.</summary>
-public enum AlignmentKind
-{
-    /// <summary>One student token covers exactly the characters of one teacher token.</summary>
-    OneToOne,
-
-    /// <summary>One student token covers several teacher tokens.</summary>
-    OneToMany,
-
-    /// <summary>Several student tokens cover one teacher token.</summary>
-    ManyToOne,
-
-    /// <summary>Several tokens on each side (boundaries cross, e.g. inside a multi-byte character).</summary>
-    ManyToMany,
-
-    /// <summary>Tokens of one side with no characters on the other (e.g. a BOS or EOS only one tokenizer adds).</summary>
-    Unmatched,
-}
-
-/// <summary>
-/// A minimal pair of token ranges that cover the same characters: student tokens <c>[StudentStart, StudentEnd)</c> and
-/// teacher tokens <c>[TeacherStart, TeacherEnd)</c>.
-/// </summary>
-/// <param name="StudentStart">First student token index.</param>
-/// <param name="StudentEnd">One past the last student token index.</param>
-/// <param name="TeacherStart">First teacher token index.</param>
-/// <param name="TeacherEnd">One past the last teacher token index.</param>
-public readonly record struct AlignedGroup(int StudentStart, int StudentEnd, int TeacherStart, int TeacherEnd)
-{
-    /// <summary>Gets the number of student tokens.</summary>
-    public int StudentCount => StudentEnd - StudentStart;
-
-    /// <summary>Gets the number of teacher tokens.</summary>
-    public int TeacherCount => TeacherEnd - TeacherStart;
-
-    /// <summary>Gets the kind of the group.</summary>
-    public AlignmentKind Kind => (StudentCount, TeacherCount) switch
-    {
-        (0, _) or (_, 0) => AlignmentKind.Unmatched,
-        (1, 1) => AlignmentKind.OneToOne,
-        (1, _) => AlignmentKind.OneToMany,
-        (_, 1) => AlignmentKind.ManyToOne,
-        _ => AlignmentKind.ManyToMany,
-    };
-}
-
 /// <summary>
 /// Character-offset span alignment between two tokenisations of the same text: walks both token lists and closes a
 /// group whenever both sides end at the same character, giving the finest partition on which the two agree.
@@ -164,11 +118,11 @@ public static class SpanAligner
 }
 
 /// <summary>
-/// The alignment data of one cross-tokenizer example, carried in <see cref="DistillationBatch.Alignment"/>: both
-/// tokenisations of the same text with character offsets, and where row t of the batch sits.
+/// Both tokenisations of one cross-tokenizer example, with character offsets and where the example sits in a batch; the
+/// source of the typed alignments a batch carries (<see cref="ToSpanAlignment"/>, <see cref="ToMinEdAlignment"/>).
 /// </summary>
 /// <remarks>Input position t of the student example is batch column <c>t + StudentColumnOffset</c> (non-zero under left padding); likewise for the teacher.</remarks>
-public sealed class ExampleAlignment
+public sealed class ExampleTokenizations
 {
     private IReadOnlyList<AlignedGroup>? _groups;
 
@@ -177,7 +131,7 @@ public sealed class ExampleAlignment
     /// <param name="teacher">The teacher tokenisation.</param>
     /// <param name="studentColumnOffset">Batch column of student input position 0.</param>
     /// <param name="teacherColumnOffset">Batch column of teacher input position 0.</param>
-    public ExampleAlignment(TokenizedExample student, TokenizedExample teacher, int studentColumnOffset = 0, int teacherColumnOffset = 0)
+    public ExampleTokenizations(TokenizedExample student, TokenizedExample teacher, int studentColumnOffset = 0, int teacherColumnOffset = 0)
     {
         ArgumentNullException.ThrowIfNull(student);
         ArgumentNullException.ThrowIfNull(teacher);
@@ -201,6 +155,27 @@ public sealed class ExampleAlignment
 
     /// <summary>Gets the span alignment of all tokens (computed on first use).</summary>
     public IReadOnlyList<AlignedGroup> Groups => _groups ??= SpanAligner.Align(Student.Offsets, Teacher.Offsets);
+
+    /// <summary>Gets the typed span alignment a batch carries in <see cref="DistillationBatch.SpanAlignments"/>.</summary>
+    /// <returns>The groups and the column offsets.</returns>
+    public SpanAlignment ToSpanAlignment() => new(Groups, StudentColumnOffset, TeacherColumnOffset);
+
+    /// <summary>
+    /// Gets the typed MinED alignment a batch carries in <see cref="DistillationBatch.MinEdAlignments"/>: for each student
+    /// scored position, the index of the teacher scored position it aligns to, or −1 (what <c>min_ed</c> would compute).
+    /// </summary>
+    /// <param name="studentTokenizer">The student tokenizer.</param>
+    /// <param name="teacherTokenizer">The teacher tokenizer.</param>
+    /// <param name="map">The teacher → student vocabulary map.</param>
+    /// <returns>The alignment.</returns>
+    public MinEdAlignment ToMinEdAlignment(HfTokenizer studentTokenizer, HfTokenizer teacherTokenizer, VocabularyMap map)
+    {
+        var (_, studentIds) = Scored(Student);
+        var (_, teacherIds) = Scored(Teacher);
+        return new MinEdAlignment(studentIds.Length == 0 || teacherIds.Length == 0
+            ? [.. Enumerable.Repeat(-1, studentIds.Length)]
+            : MinEditDistance.AlignStudentToTeacher(studentTokenizer, teacherTokenizer, studentIds, teacherIds, map));
+    }
 
     /// <summary>
     /// MinED over the scored positions, as DSKD's <c>min_edit_dis_kld</c> does per example: the student input tokens at

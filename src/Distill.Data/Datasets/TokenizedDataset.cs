@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Distill.Data.Alignment;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -17,6 +18,7 @@ public sealed class TokenizedDataset
     private readonly List<TextExample> _examples;
     private readonly List<TokenizedExample> _student;
     private readonly List<TokenizedExample>? _teacher;
+    private readonly MinEdCache? _minEd;
 
     private TokenizedDataset(HfTokenizer student, HfTokenizer? teacher, List<TextExample> examples, List<TokenizedExample> studentTokens, List<TokenizedExample>? teacherTokens, int skipped)
     {
@@ -39,6 +41,16 @@ public sealed class TokenizedDataset
 
     /// <summary>Gets or sets the number of ids the teacher model embeds (cross-tokenizer datasets; see <see cref="StudentVocabSize"/>).</summary>
     public int? TeacherVocabSize { get; set; }
+    private TokenizedDataset(TokenizedDataset source, MinEdCache minEd)
+        : this(source.StudentTokenizer, source.TeacherTokenizer, source._examples, source._student, source._teacher, source.SkippedCount)
+    {
+        _minEd = minEd;
+        StudentVocabSize = source.StudentVocabSize;
+        TeacherVocabSize = source.TeacherVocabSize;
+    }
+
+    /// <summary>Gets a value indicating whether <see cref="Collate"/> fills <see cref="DistillationBatch.MinEdAlignments"/> (see <see cref="WithMinEdAlignments"/>).</summary>
+    public bool HasMinEdAlignments => _minEd is not null;
 
     /// <summary>Gets the student's tokenizer.</summary>
     public HfTokenizer StudentTokenizer { get; }
@@ -125,9 +137,42 @@ public sealed class TokenizedDataset
     }
 
     /// <summary>
+    /// Returns a view of this cross-tokenizer dataset whose batches also carry each row's MinED alignment
+    /// (<see cref="DistillationBatch.MinEdAlignments"/>), so that <c>min_ed</c> does not run its DTW on the training thread.
+    /// Each example is aligned once, on first use (in <see cref="Collate"/>, which the trainer's prefetch runs off the
+    /// training thread), and cached.
+    /// </summary>
+    /// <param name="map">The teacher → student vocabulary map the objective uses.</param>
+    /// <returns>A dataset with the same examples.</returns>
+    /// <exception cref="InvalidOperationException">This dataset has no teacher tokenisation.</exception>
+    public TokenizedDataset WithMinEdAlignments(VocabularyMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        if (_teacher is null || TeacherTokenizer is null)
+        {
+            throw new InvalidOperationException("MinED alignments need a cross-tokenizer dataset (created with a teacher tokenizer).");
+        }
+
+        return new TokenizedDataset(this, new MinEdCache(map));
+    }
+
+    /// <summary>Gets the MinED alignment of example <paramref name="index"/> (computed once and cached).</summary>
+    /// <param name="index">The example index.</param>
+    /// <returns>The alignment.</returns>
+    /// <exception cref="InvalidOperationException">The dataset was not created by <see cref="WithMinEdAlignments"/>.</exception>
+    public MinEdAlignment MinEdAlignmentOf(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
+        var cache = _minEd ?? throw new InvalidOperationException("This dataset computes no MinED alignments; call WithMinEdAlignments(map) first.");
+        return cache.Alignments.GetOrAdd(index, i => new ExampleTokenizations(_student[i], _teacher![i]).ToMinEdAlignment(StudentTokenizer, TeacherTokenizer!, cache.Map));
+    }
+
+    /// <summary>
     /// Builds a training batch from the examples at <paramref name="indices"/>: ids, mask and aligned labels (−100 on
-    /// prompt and padding), explicit position ids (0.. on real tokens, 0 on padding), and for cross-tokenizer datasets
-    /// the teacher's tensors (padded independently) plus one <see cref="ExampleAlignment"/> per row.
+    /// prompt and padding), explicit position ids (0.. on real tokens, 0 on padding), the example ids, and for
+    /// cross-tokenizer datasets the teacher's tensors (padded independently) plus each row's <see cref="SpanAlignment"/>
+    /// (and <see cref="MinEdAlignment"/> after <see cref="WithMinEdAlignments"/>).
     /// </summary>
     /// <param name="indices">Example indices, one per row.</param>
     /// <param name="paddingSide">Where padding goes.</param>
@@ -171,7 +216,9 @@ public sealed class TokenizedDataset
             TeacherAttentionMask = teacher?.AttentionMask.MoveToOuterDisposeScope(),
             TeacherLabels = teacher?.Labels.MoveToOuterDisposeScope(),
             TeacherPositionIds = teacher?.PositionIds.MoveToOuterDisposeScope(),
-            Alignment = _teacher is null ? null : [.. indices.Select(i => (object)new ExampleAlignment(_student[i], _teacher[i], paddingSide == PaddingSide.Left ? student.Width - _student[i].InputLength : 0, paddingSide == PaddingSide.Left ? teacher!.Width - _teacher[i].InputLength : 0))],
+            ExampleIds = [.. indices.Select(i => (long)i)],
+            SpanAlignments = _teacher is null ? null : [.. indices.Select(i => Tokenizations(i, paddingSide, student.Width, teacher!.Width).ToSpanAlignment())],
+            MinEdAlignments = _minEd is null ? null : [.. indices.Select(MinEdAlignmentOf)],
         };
     }
 
@@ -282,6 +329,17 @@ public sealed class TokenizedDataset
 
         long[] shape = [rows.Length, width];
         return new Tensors(width, tensor(ids, shape, ScalarType.Int64), tensor(mask, shape, ScalarType.Int64), tensor(labels, shape, ScalarType.Int64), tensor(positions, shape, ScalarType.Int64));
+    }
+
+    private ExampleTokenizations Tokenizations(int i, PaddingSide paddingSide, int studentWidth, int teacherWidth) => new(
+        _student[i],
+        _teacher![i],
+        paddingSide == PaddingSide.Left ? studentWidth - _student[i].InputLength : 0,
+        paddingSide == PaddingSide.Left ? teacherWidth - _teacher[i].InputLength : 0);
+
+    private sealed record MinEdCache(VocabularyMap Map)
+    {
+        public ConcurrentDictionary<int, MinEdAlignment> Alignments { get; } = new();
     }
 
     private sealed record Tensors(int Width, Tensor InputIds, Tensor AttentionMask, Tensor Labels, Tensor PositionIds);

@@ -24,7 +24,7 @@ namespace Distill.Losses.CrossTokenizer;
 /// </list>
 /// <para>Caveat kept from the official code: the alignment is on input tokens, so the teacher row used predicts the teacher's next
 /// token, which may differ from the student's next token.</para>
-/// <para>The alignment comes from <see cref="MinEdAlignment"/> entries in <see cref="DistillationBatch.Alignment"/> when present,
+/// <para>The alignment comes from <see cref="MinEdAlignment"/> entries in <see cref="DistillationBatch.MinEdAlignments"/> when present,
 /// otherwise it is computed here from the two tokenizers.</para>
 /// </remarks>
 public sealed class MinEdObjective : IDistillationObjective
@@ -215,15 +215,15 @@ public sealed class MinEdObjective : IDistillationObjective
         using var tLabels = teacherLabels.cpu();
         for (var b = 0; b < batch.BatchSize; b++)
         {
-            if (batch.Alignment is { } given && b < given.Count && given[b] is MinEdAlignment precomputed)
+            if (batch.MinEdAlignments is { } given && b < given.Count)
             {
-                result.Add(precomputed.StudentToTeacher);
+                result.Add(given[b].StudentToTeacher);
                 continue;
             }
 
             if (studentTokenizer is null || teacherTokenizer is null)
             {
-                throw new InvalidOperationException($"Objective '{Name}' has no tokenizers and batch row {b} carries no MinEdAlignment: pass the two tokenizers to the objective (or MinEdOptions.StudentTokenizerPath / TeacherTokenizerPath), or put a MinEdAlignment per row in DistillationBatch.Alignment.");
+                throw new InvalidOperationException($"Objective '{Name}' has no tokenizers and batch row {b} carries no MinEdAlignment: pass the two tokenizers to the objective (or MinEdOptions.StudentTokenizerPath / TeacherTokenizerPath), or put a MinEdAlignment per row in DistillationBatch.MinEdAlignments.");
             }
 
             var s = ScoredInputs(ids[b], labels[b]);

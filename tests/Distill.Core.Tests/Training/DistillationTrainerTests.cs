@@ -166,8 +166,10 @@ public class DistillationTrainerTests
         }
     }
 
-    [Fact]
-    public void Train_TenSteps_NativeLiveTensorCountStaysFlat()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Train_TenSteps_NativeLiveTensorCountStaysFlat(bool prefetch)
     {
         using var tmp = new TempFolder();
         var data = new SyntheticBatchSource(examples: 24, batchSize: 2, vocab: Vocab, seed: 3);
@@ -178,14 +180,25 @@ public class DistillationTrainerTests
         {
             o.MaxSteps = 12;
             o.SaveEverySteps = 4; // checkpoint writes inside the loop must not leak either
+            o.PrefetchBatches = prefetch;
         }))
         {
             Progress = new SyncProgress<TrainingProgress>(_ => live.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount)),
         };
         trainer.Train(data);
         Assert.Equal(12, live.Count);
-        // After the first steps (lazily created state), 10 further steps leave the live count unchanged.
-        Assert.All(live.Skip(2), c => Assert.Equal(live[1], c));
+        if (!prefetch)
+        {
+            // After the first steps (lazily created state), 10 further steps leave the live count unchanged.
+            Assert.All(live.Skip(2), c => Assert.Equal(live[1], c));
+            return;
+        }
+
+        // The counts are per thread: with prefetch, each step frees on this thread the batch and teacher tensors a worker
+        // thread created (the worker's own intermediates die in its dispose scope), so this thread's count falls by the same
+        // amount every step: the 3 batch tensors (ids, mask, labels) and the teacher's logits.
+        var deltas = live.Skip(1).Zip(live.Skip(2), (a, b) => b - a).ToList();
+        Assert.All(deltas, d => Assert.Equal(-4, d));
     }
 
     [Fact]

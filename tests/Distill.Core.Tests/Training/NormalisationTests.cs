@@ -33,7 +33,7 @@ public class NormalisationTests
         var options = new TrainingOptions { GradientAccumulationSteps = 2, MaxGradNorm = null, OutputDirectory = tmp.Path, SaveCheckpoints = false, TensorBoard = false };
         var trainer = new DistillationTrainer(model, new SumCrossEntropyObjective(), null, options);
         var groups = ParameterGroups.Build(model, null, options);
-        var stats = trainer.RunStep(data, new DistillationTrainer.Position(0, 0, 0, 0), groups, null, null, [0, 0], CPU, readBack: true, applyUpdate: false);
+        var stats = trainer.RunStep(data, groups);
 
         // DSKD, single process: for each micro-batch i, backward(loss_sum_i / N_window), with N_window = n0 + n1; no GA division.
         var dskd = new TinyCausalLM(Vocab, Hidden, seed: 2);
@@ -69,7 +69,7 @@ public class NormalisationTests
         var options = new TrainingOptions { MaxGradNorm = 1.0, OutputDirectory = tmp.Path, SaveCheckpoints = false, TensorBoard = false };
         var trainer = new DistillationTrainer(model, new SumCrossEntropyObjective(), null, options);
         var groups = ParameterGroups.Build(model, null, options);
-        var stats = trainer.RunStep(new MaskedSource(), new DistillationTrainer.Position(0, 0, 0, 0), groups, null, null, [0, 0], CPU, readBack: true, applyUpdate: false);
+        var stats = trainer.RunStep(new MaskedSource(), groups);
         Assert.Equal(0, stats.Tokens);
         Assert.Equal(0.0, stats.Loss);
         Assert.Equal(0.0, stats.GradNorm);

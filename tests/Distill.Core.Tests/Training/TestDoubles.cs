@@ -105,6 +105,18 @@ internal sealed class SumForwardKlObjective : IDistillationObjective
 
     public nn.Module? Module => null;
 
+    public int ValidateCalls { get; private set; }
+
+    /// <summary>As a real same-vocabulary objective does: one vocabulary on both sides.</summary>
+    public void Validate(ObjectiveSetup setup)
+    {
+        ValidateCalls++;
+        if (setup.Teacher is { VocabularySize: > 0 } t && t.VocabularySize != setup.StudentVocabularySize)
+        {
+            throw new InvalidOperationException($"the student's vocabulary has {setup.StudentVocabularySize} entries and the teacher's {t.VocabularySize}.");
+        }
+    }
+
     public ObjectiveResult Compute(ObjectiveContext context)
     {
         var s = context.Student.Logits!.to(ScalarType.Float32);

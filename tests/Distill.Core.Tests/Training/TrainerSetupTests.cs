@@ -24,6 +24,7 @@ public class TrainerSetupTests
         Assert.Contains("13", e.Message);
         Assert.Contains("17", e.Message);
         Assert.Contains("test_forward_kl", e.Message);
+        Assert.IsType<InvalidOperationException>(e.InnerException); // the objective's Validate decided, not the trainer
     }
 
     [Fact]

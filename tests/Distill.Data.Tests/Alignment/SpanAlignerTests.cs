@@ -71,7 +71,7 @@ public sealed class SpanAlignerTests
     }
 }
 
-public sealed class ExampleAlignmentTests
+public sealed class ExampleTokenizationsTests
 {
     [Fact]
     public void AlignScoredPositions_BytesStudentBpeTeacher_AlignsSingleCharacterTokens()
@@ -83,7 +83,10 @@ public sealed class ExampleAlignmentTests
         var example = new TextExample("Count the letters: sun\nAnswer:", " 3");
         var dataset = TokenizedDataset.Create([example], student, teacher);
         using var batch = dataset.Collate([0], PaddingSide.Left, padToLength: 40);
-        var alignment = Assert.IsType<ExampleAlignment>(batch.Alignment![0]);
+        var alignment = new ExampleTokenizations(dataset.StudentExamples[0], dataset.TeacherExamples![0], 40 - dataset.StudentExamples[0].InputLength, 40 - dataset.TeacherExamples[0].InputLength);
+        Assert.Equal(alignment.Groups, batch.SpanAlignments![0].Groups);
+        Assert.Equal(alignment.StudentColumnOffset, batch.SpanAlignments[0].StudentColumnOffset);
+        Assert.Equal(alignment.TeacherColumnOffset, batch.SpanAlignments[0].TeacherColumnOffset);
         var result = alignment.AlignScoredPositions(student, teacher, map);
 
         // Scored student positions: the last prompt token ':' and the response ' ', '3' → 3 columns, ending at the last column.
@@ -105,5 +108,40 @@ public sealed class ExampleAlignmentTests
 
         // ':' is a single byte in both vocabularies, so the first scored position is aligned.
         Assert.True(result.TeacherColumns[0] >= 0);
+    }
+
+    [Fact]
+    public void WithMinEdAlignments_BatchCarriesWhatMinEdComputesFromTheBatch_CachedPerExample()
+    {
+        // MinED (DSKD's min_edit_dis_kld) aligns the input ids at the scored positions (labels ≠ −100) of both sides; the
+        // dataset must give exactly that, whatever the padding side, so that min_ed can skip its own DTW.
+        var student = BundledData.TokenizerA();
+        var teacher = BundledData.TokenizerB();
+        var map = VocabularyMap.Build(student, teacher);
+        var examples = BundledData.Load(BundledSplit.Dev).Take(3).Select(InstructionTemplate.Compact.Apply).ToList();
+        var dataset = TokenizedDataset.Create(examples, student, teacher).WithMinEdAlignments(map);
+        Assert.True(dataset.HasMinEdAlignments);
+        foreach (var side in new[] { PaddingSide.Right, PaddingSide.Left })
+        {
+            using var batch = dataset.Collate([2, 0, 1], side);
+            Assert.Equal([2L, 0, 1], batch.ExampleIds);
+            for (var b = 0; b < 3; b++)
+            {
+                int[] Scored(TorchSharp.torch.Tensor ids, TorchSharp.torch.Tensor labels)
+                {
+                    var i = ids.data<long>().ToArray();
+                    var l = labels.data<long>().ToArray();
+                    return [.. i.Where((_, k) => l[k] != DistillationBatch.IgnoreIndex).Select(v => (int)v)];
+                }
+
+                var expected = MinEditDistance.AlignStudentToTeacher(student, teacher, Scored(batch.InputIds[b], batch.Labels[b]), Scored(batch.TeacherInputIds![b], batch.TeacherLabels![b]), map);
+                Assert.Equal(expected, batch.MinEdAlignments![b].StudentToTeacher);
+                Assert.Contains(expected, k => k >= 0);
+            }
+        }
+
+        Assert.Same(dataset.MinEdAlignmentOf(1), dataset.MinEdAlignmentOf(1)); // computed once
+        Assert.Throws<InvalidOperationException>(() => TokenizedDataset.Create(examples, student, null).WithMinEdAlignments(map));
+        Assert.Throws<InvalidOperationException>(() => TokenizedDataset.Create(examples, student, teacher).MinEdAlignmentOf(0));
     }
 }

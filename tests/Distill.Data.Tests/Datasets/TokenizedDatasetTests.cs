@@ -1,4 +1,3 @@
-using Distill.Data.Alignment;
 using TorchSharp;
 
 namespace Distill.Data.Tests.Datasets;
@@ -106,14 +105,17 @@ public sealed class TokenizedDatasetTests
         Assert.True(batch.HasTeacherTokens);
         Assert.Equal(4, batch.TeacherInputIds!.shape[0]);
         Assert.True(batch.TeacherInputIds.shape[1] < batch.InputIds.shape[1]); // BPE needs fewer tokens than bytes
-        Assert.Equal(4, batch.Alignment!.Count);
+        Assert.Equal(4, batch.SpanAlignments!.Count);
+        Assert.Equal([0L, 1, 2, 3], batch.ExampleIds);
+        Assert.Null(batch.MinEdAlignments); // only after WithMinEdAlignments
         for (var b = 0; b < 4; b++)
         {
-            var alignment = Assert.IsType<ExampleAlignment>(batch.Alignment[b]);
-            Assert.Equal(alignment.Student.Text, alignment.Teacher.Text);
+            var alignment = batch.SpanAlignments[b];
+            Assert.Equal(dataset.StudentExamples[b].Text, dataset.TeacherExamples![b].Text);
             Assert.Equal(AlignmentKind.OneToOne, alignment.Groups[^1].Kind); // EOS ↔ EOS
+            Assert.Equal(0, alignment.StudentColumnOffset); // right padding
             var teacherTargets = batch.TeacherLabels![b].ne(DistillationBatch.IgnoreIndex).sum().item<long>();
-            Assert.Equal(alignment.Teacher.TargetCount, teacherTargets);
+            Assert.Equal(dataset.TeacherExamples[b].TargetCount, teacherTargets);
         }
 
         // The response is the same text on both sides: " " + output, then EOS.

@@ -68,7 +68,7 @@ public sealed class CrossTokenizerLeakTests
                 {
                     InputIds = mids, AttentionMask = ones_like(mids), Labels = CrossTokGoldens.Long("mined.labels"),
                     TeacherInputIds = mt, TeacherAttentionMask = ones_like(mt), TeacherLabels = CrossTokGoldens.Long("mined.t_labels"),
-                    Alignment = [new MinEdAlignment([0, 1, 2, -1, 3, 4, 5, 6, 7]), new MinEdAlignment([0, -1, 3, 4])],
+                    MinEdAlignments = [new MinEdAlignment([0, 1, 2, -1, 3, 4, 5, 6, 7]), new MinEdAlignment([0, -1, 3, 4])],
                 },
                 Student = new CausalLMOutput(mzs, null, null),
                 Teacher = new TeacherOutput { Logits = CrossTokGoldens.Float("mined.teacher_logits") },

@@ -75,6 +75,29 @@ public sealed class CrossTokenizerTrainingTests
         Assert.True((objective.Projectors.StudentToTeacher.weight! - s2t).abs().max().item<float>() > 0);
     }
 
+    [Fact]
+    public void Train_257Vs264VocabularyWithSliceToSharedVocabulary_Trains_AndWithoutItIsRefused()
+    {
+        // One tokenizer (the bundled bytes tokenizer, 257 ids); the teacher's embedding is padded to 264 rows, as real
+        // checkpoints pad to a multiple of 8. The trainer no longer checks vocabularies itself: the objective decides.
+        using var folder = TestRuntime.CreateTempFolder();
+        using var scope = NewDisposeScope();
+        var tokenizer = BundledData.TokenizerA();
+        Assert.Equal(257, tokenizer.VocabSize);
+        var studentModel = Tiny(tokenizer, hidden: 32, seed: 1);
+        var teacherModel = Tiny(tokenizer, hidden: 48, seed: 2, vocabSize: 264);
+
+        var result = Train(studentModel, teacherModel, TestData.Create("forward_kl", o => o.SliceToSharedVocabulary = true), Batches(tokenizer, null), folder.Path);
+        Assert.Equal(TrainingStatus.Completed, result.Status);
+        Assert.True(double.IsFinite(result.LastLoss) && result.LastLoss > 0);
+
+        // Without the option the objective refuses the pair, naming the option: in its Validate (at construction), or at
+        // the latest at the first step (its logits guard), wrapped with the step.
+        var refused = Record.Exception(() => Train(studentModel, teacherModel, TestData.Create("forward_kl"), Batches(tokenizer, null), folder.Path));
+        Assert.True(refused is ArgumentException or InvalidOperationException, refused?.GetType().Name);
+        Assert.Contains(nameof(LossesOptions.SliceToSharedVocabulary), refused!.Message, StringComparison.Ordinal);
+    }
+
     private static TrainingResult Train(CausalLM student, CausalLM teacher, IDistillationObjective objective, IBatchSource batches, string output)
     {
         var trainer = new DistillationTrainer(student, objective, new LocalModelTeacher(teacher), new TrainingOptions
@@ -89,11 +112,11 @@ public sealed class CrossTokenizerTrainingTests
         return trainer.Train(batches);
     }
 
-    private static CausalLM Tiny(HfTokenizer tokenizer, int hidden, long seed) => AutoCausalLM.FromConfig(
+    private static CausalLM Tiny(HfTokenizer tokenizer, int hidden, long seed, int? vocabSize = null) => AutoCausalLM.FromConfig(
         new Gpt2Config
         {
             ModelType = "gpt2",
-            VocabSize = tokenizer.VocabSize,
+            VocabSize = vocabSize ?? tokenizer.VocabSize,
             HiddenSize = hidden,
             NumHiddenLayers = 1,
             NumAttentionHeads = 2,

@@ -31,7 +31,7 @@ public sealed class MinEdTests
         var svocab = CrossTokGoldens.Get("mined.student_vocab").EnumerateArray().Select(e => e.GetString()!).ToArray();
         var tvocab = CrossTokGoldens.Get("mined.teacher_vocab").EnumerateArray().Select(e => e.GetString()!).ToArray();
         var expected = CrossTokGoldens.Get("mined.alignments").EnumerateArray().ToArray();
-        var alignments = new List<object>();
+        var alignments = new List<MinEdAlignment>();
         for (var b = 0; b < 2; b++)
         {
             var s = Scored(ids[b], labels[b]);
@@ -53,9 +53,9 @@ public sealed class MinEdTests
         {
             InputIds = ids, AttentionMask = ones_like(ids), Labels = labels,
             TeacherInputIds = tids, TeacherAttentionMask = ones_like(tids), TeacherLabels = tlabels,
-            Alignment = alignments,
+            MinEdAlignments = alignments,
         };
-        var (aligned, alignedRows) = objective.AlignTeacherLogits(zs, zt, ids, labels, tids, tlabels, [.. alignments.Cast<MinEdAlignment>().Select(a => a.StudentToTeacher)]);
+        var (aligned, alignedRows) = objective.AlignTeacherLogits(zs, zt, ids, labels, tids, tlabels, [.. alignments.Select(a => a.StudentToTeacher)]);
         CrossTokGoldens.AssertClose("mined.aligned_teacher_logits", aligned, rtol: 1e-6, atol: 1e-6);
         Assert.InRange(alignedRows.item<float>(), 1, 12); // some rows aligned, some one-hot ("s"→"▁sat", "Ġdog"→["▁do","g"])
 
@@ -95,7 +95,7 @@ public sealed class MinEdTests
         {
             InputIds = ids, AttentionMask = ones_like(ids), Labels = labels,
             TeacherInputIds = tids, TeacherAttentionMask = ones_like(tids), TeacherLabels = tlabels,
-            Alignment = [new MinEdAlignment(precomputed)],
+            MinEdAlignments = [new MinEdAlignment(precomputed)],
         };
         var fromBatch = new MinEdObjective(null, map).Compute(Context(withAlignment, zs, zt));
 
