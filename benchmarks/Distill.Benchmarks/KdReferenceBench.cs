@@ -69,7 +69,7 @@ internal static class KdReferenceBench
 
         result["kd_loss"] = new JsonObject
         {
-            ["chunk"] = opts.Chunk, ["ignore_fraction"] = 0.1, ["temperature"] = 1.0,
+            ["chunk"] = opts.Chunk > 0 ? opts.Chunk : "auto (ChunkSizeRule: H/8 rows, 128..1024)", ["ignore_fraction"] = 0.1, ["temperature"] = 1.0,
             ["loss"] = "sum over non-ignored tokens of KL(p_t || p_s)", ["results"] = results,
             ["all_checks_pass"] = results.All(r => r?["check_vs_naive"] is null || r["check_vs_naive"]!["pass"]!.GetValue<bool>()),
         };
@@ -101,6 +101,7 @@ internal static class KdReferenceBench
         var threads = int.Parse(args[8], CultureInfo.InvariantCulture);
         NativeSetup.Ensure(threads);
         var (h, w, t, labels) = KdLossKernels.Inputs(n, hd, v, seed);
+        chunk = Distill.Losses.Kernels.ChunkSizeRule.Resolve(chunk > 0 ? chunk : null, v, hd);
         float Call(string which) => which == "naive" ? KdLossKernels.Naive(h, w, t, labels) : KdLossKernels.Chunked(h, w, t, labels, chunk);
 
         var outp = new JsonObject
@@ -317,7 +318,7 @@ internal static class KdReferenceBench
     {
         internal static Options Parse(string[] args)
         {
-            var o = new Options(DefaultGrid, ["naive", "chunked"], 1024, 3, 2, 0, true, false, null);
+            var o = new Options(DefaultGrid, ["naive", "chunked"], 0, 3, 2, 0, true, false, null);
             for (var i = 0; i < args.Length; i++)
             {
                 o = args[i] switch
@@ -331,7 +332,7 @@ internal static class KdReferenceBench
                     "--kd-no-check" => o with { Check = false },
                     "--quick" => o with { Quick = true, Repeats = 1 },
                     "--out" => o with { Out = args[++i] },
-                    _ => throw new ArgumentException($"kd: unknown argument '{args[i]}'. Flags: --kd-grid NxHxV,... --kd-variants naive,chunked --kd-chunk 1024 --repeats 3 --threads 2 --seed 0 --kd-no-check --quick --out FILE"),
+                    _ => throw new ArgumentException($"kd: unknown argument '{args[i]}'. Flags: --kd-grid NxHxV,... --kd-variants naive,chunked --kd-chunk ROWS (0 = automatic rule) --repeats 3 --threads 2 --seed 0 --kd-no-check --quick --out FILE"),
                 };
             }
 

@@ -11,8 +11,8 @@ namespace Distill.Losses;
 /// gradients as the plain objective.
 /// </summary>
 /// <remarks>
-/// Not available for <c>atkd</c> (its batch-median split and per-group normalisers need all rows first). The lm_head
-/// adapter slot (LoRA on lm_head) is not seen by the kernel, which uses <see cref="ICausalLM.LmHeadWeight"/> directly.
+/// <c>atkd_chunked</c> runs two passes (teacher statistics for the batch-median split, then loss and gradients). An adapter
+/// on the lm_head (<see cref="Distill.Models.Projection.Adapter"/>, e.g. LoRA) is applied chunk by chunk and trained.
 /// </remarks>
 internal sealed class ChunkedObjective : IDistillationObjective
 {
@@ -22,7 +22,7 @@ internal sealed class ChunkedObjective : IDistillationObjective
         ObjectiveNames.ForwardKl, ObjectiveNames.ReverseKl, ObjectiveNames.JsDivergence, ObjectiveNames.SkewedForwardKl,
         ObjectiveNames.SkewedReverseKl, ObjectiveNames.AdaptiveKl, ObjectiveNames.AtkdForward, ObjectiveNames.AtkdReverse,
         ObjectiveNames.AtkdJsd, ObjectiveNames.AtkdTvd, ObjectiveNames.AtkdDkd, ObjectiveNames.GkdJsd, ObjectiveNames.Sft,
-        ObjectiveNames.SeqKd,
+        ObjectiveNames.SeqKd, ObjectiveNames.Atkd,
     ];
 
     private readonly string baseName;
@@ -79,6 +79,8 @@ internal sealed class ChunkedObjective : IDistillationObjective
                     var kd = TokenReduction.MaskedSum(perToken(s, t!, d), mask);
                     return (1 - d.KdRate) * ce + d.KdRate * kd;
                 });
+            case ObjectiveNames.Atkd:
+                return new AtkdChunkDivergence(a.Alpha, a.StudentTemperature, a.TeacherTemperature, a.Setting == AtkdSetting.Reverse, a.OfficialCompatibility);
             case ObjectiveNames.AtkdForward:
                 return Atkd(a, (s, t, y) => ForwardKl.PerToken(s, t));
             case ObjectiveNames.AtkdReverse:
@@ -132,7 +134,9 @@ internal sealed class ChunkedObjective : IDistillationObjective
         var teacher = divergence.NeedsTeacher ? Teacher(context, b * len, ref weight, ref bias) : TeacherSource.None;
         Action<Tensor, long>? check = options.CheckFinite ? (s, start) => CheckChunk(s, start, len) : null;
         var flatLabels = labels.reshape(-1);
-        var loss = FusedLinearDivergence.Apply(hidden.reshape(b * len, -1), weight, bias, teacher, flatLabels, divergence, options.ChunkSize, check);
+        var chunkSize = ChunkSizeRule.Resolve(options.ChunkSize, weight.shape[0], weight.shape[1]);
+        var adapter = context.StudentModel is Distill.Models.CausalLM model ? model.LmHead.Adapter : null;
+        var loss = FusedLinearDivergence.Apply(hidden.reshape(b * len, -1), weight, bias, teacher, flatLabels, divergence, chunkSize, check, adapter);
         var mask = TokenReduction.ValidMask(labels);
         var count = baseName == ObjectiveNames.AtkdTvd && options.Atkd.OfficialCompatibility
             ? mask.logical_not().sum().item<long>()
