@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Distill.Benchmarks;
 
 /// <summary>
-/// <c>kd</c> command: the C# side of /work/shared/bench/torch_ref (sections <c>calib</c> and <c>kd</c>), same shapes, same
+/// <c>kd</c> command: the C# side of benchmarks/torch_ref/bench.py (sections <c>calib</c> and <c>kd</c>), same shapes, same
 /// protocol (2 threads, 1 warm-up, k = 3 timed calls, median; peak RSS of the cold first call in a fresh child process per
 /// variant and shape via /proc/self/clear_refs + VmHWM), same <c>summary</c> keys, so <c>compare.py</c> pairs them.
 /// Intermediates are freed deterministically (a DisposeScope around each call).
@@ -30,6 +30,7 @@ internal static class KdReferenceBench
             {
                 ["cpu"] = new JsonObject { ["model"] = ProcStats.CpuModel(), ["logical_cpus"] = Environment.ProcessorCount },
                 ["mem_available_mb_at_start"] = ProcStats.MemAvailableMb(),
+                ["loadavg_at_start"] = ProcStats.LoadAverage(),
                 ["dotnet"] = Environment.Version.ToString(),
             },
             ["config"] = new JsonObject
@@ -75,6 +76,7 @@ internal static class KdReferenceBench
         };
         Console.Error.WriteLine("[kd] calibration again at the end (drift check)");
         result["calibration_end"] = Calibration(gemms.Length > 2 ? [gemms[0], gemms[2]] : gemms, extras: false);
+        result["host"]!["loadavg_at_end"] = ProcStats.LoadAverage();
         result["summary"] = Summary(result);
         result["total_wall_s"] = total.Elapsed.TotalSeconds;
         var text = result.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
@@ -309,6 +311,11 @@ internal static class KdReferenceBench
             var key = $"kd/{r["variant"]}/N{r["N"]}_H{r["H"]}_V{r["V"]}";
             s[key + "/time_s"] = r["median_s"]!.GetValue<double>();
             s[key + "/peak_rss_increase_mb"] = r["peak_rss_increase_mb"]!.GetValue<double>();
+            if (r["cpu_during_timed_calls"] is JsonNode cpu)
+            {
+                // CPU seconds per call: less sensitive to other load on the host than wall time.
+                s[key + "/cpu_s"] = (cpu["cpu_user_s"]!.GetValue<double>() + cpu["cpu_sys_s"]!.GetValue<double>()) / r["k"]!.GetValue<int>();
+            }
         }
 
         return s;

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# One benchmark run, PyTorch reference and Distill back to back on this host, into benchmarks/results/<run-id>/:
+#   host.json      host description (CPU, memory, load average before/after, BLAS of each side, threads, git commit)
+#   torch_ref.json benchmarks/torch_ref/bench.py (calibration, KD kernels, GPT-2 training step naive + chunked)
+#   csharp_kd.json Distill.Benchmarks kd (same calibration and KD grid)
+#   csharp_models.json Distill.Benchmarks train (GPT-2 training step naive + chunked objective)
+# then prints compare.py for both C# files. Usage: run_all.sh RUN_ID [--quick] [--repeats K] [--threads T] [--no-check]
+# (--no-check skips the chunked-vs-naive value check inside the KD workers; the unit tests cover it).
+# Needs: Debian python3 + torch (setup_torch.sh when the system has none) + OpenBLAS (setup_openblas.sh); dotnet.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+id=${1:?usage: run_all.sh RUN_ID [--quick] [--repeats K] [--threads T]}
+shift
+quick=0 repeats=3 threads=2 check=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --repeats) repeats=$2; shift ;;
+    --threads) threads=$2; shift ;;
+    --no-check) check=(--kd-no-check) ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+out="$here/results/$id"
+mkdir -p "$out"
+py_flags=(--threads "$threads" --repeats "$repeats" --only calib,kd,train "${check[@]}")
+cs_flags=(--threads "$threads" --repeats "$repeats")
+[ "$quick" = 1 ] && py_flags+=(--quick) && cs_kd_quick=(--quick) || cs_kd_quick=()
+[ "$quick" = 1 ] && cs_model=(--layers 2) || cs_model=()
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+load_start=$(load)
+dotnet build "$here/Distill.Benchmarks" -c Release -v q >/dev/null
+bench=(dotnet "$here/Distill.Benchmarks/bin/Release/net10.0/Distill.Benchmarks.dll")
+echo "[run_all] torch reference" >&2
+/usr/bin/python3 "$here/torch_ref/bench.py" "${py_flags[@]}" --out "$out/torch_ref.json" >/dev/null
+echo "[run_all] Distill kd" >&2
+OMP_NUM_THREADS=$threads "${bench[@]}" kd "${cs_kd_quick[@]}" "${check[@]}" --repeats "$repeats" --threads "$threads" --out "$out/csharp_kd.json" >/dev/null
+echo "[run_all] Distill train" >&2
+OMP_NUM_THREADS=$threads "${bench[@]}" train "${cs_flags[@]}" "${cs_model[@]}" --out "$out/csharp_models.json" >/dev/null
+load_end=$(load)
+python3 - "$out" "$load_start" "$load_end" "$threads" "$(git -C "$here" rev-parse --short HEAD)" <<'PY'
+import json, os, platform, sys
+out, load_start, load_end, threads, commit = sys.argv[1:6]
+ref = json.load(open(os.path.join(out, "torch_ref.json")))
+kd = json.load(open(os.path.join(out, "csharp_kd.json")))
+host = {
+    "run_id": os.path.basename(out), "commit": commit, "date_utc": ref["date_utc"],
+    "cpu": ref["host"]["cpu"], "platform": platform.platform(), "threads": int(threads),
+    "loadavg_start": [float(x) for x in load_start.split()], "loadavg_end": [float(x) for x in load_end.split()],
+    "blas": {"torch_ref": ref.get("torch", {}).get("blas"), "csharp": kd.get("torch", {}).get("blas")},
+    "torch_ref": {"torch": ref.get("torch", {}).get("torch_version"), "from": ref["config"].get("torch_from")},
+    "csharp": {"torchsharp": kd.get("torch", {}).get("torchsharp"), "dotnet": kd["host"].get("dotnet")},
+    "sgemm_gflops": {side: {k.split("/")[2]: round(v, 1) for k, v in d["summary"].items() if k.startswith("calib/gemm/")}
+                     for side, d in (("torch_ref", ref), ("csharp", kd))},
+    "note": os.environ.get("BENCH_NOTE", ""),
+}
+tmp = os.path.join(out, "host.json.tmp")
+with open(tmp, "w") as f:
+    json.dump(host, f, indent=2)
+    f.write("\n")
+os.replace(tmp, os.path.join(out, "host.json"))
+PY
+python3 "$here/compare.py" "$out/torch_ref.json" "$out/csharp_kd.json"
+python3 "$here/compare.py" "$out/torch_ref.json" "$out/csharp_models.json"
