@@ -72,12 +72,12 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
     /// <param name="finiteCheck">When not null, called with each chunk's student logits and its first row index (NaN/inf reporting).</param>
     /// <param name="adapter">
     /// An additive adapter on the lm_head (e.g. LoRA: the module returns the [c, V] delta for [c, H] hidden rows), or
-    /// <see langword="null"/>. Its trainable parameters get gradients like any kernel input.
+    /// <see langword="null"/>. Its trainable parameters get gradients like any kernel input (returned through autograd).
     /// </param>
     /// <returns>A float32 scalar with a gradient to <paramref name="hidden"/>, <paramref name="weight"/>, <paramref name="bias"/> and the adapter.</returns>
     internal static Tensor Apply(
         Tensor hidden, Tensor weight, Tensor? bias, TeacherSource teacher, Tensor labels, ChunkDivergence divergence, int chunkSize,
-        Action<Tensor, long>? finiteCheck = null, nn.Module<Tensor, Tensor>? adapter = null)
+        Action<Tensor, long>? finiteCheck = null, LmHeadAdapter? adapter = null)
     {
         ArgumentNullException.ThrowIfNull(hidden);
         ArgumentNullException.ThrowIfNull(weight);
@@ -95,12 +95,12 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             throw new ArgumentException($"Fused kernel: labels must be [N] = [{hidden.shape[0]}], got [{string.Join(", ", labels.shape)}].");
         }
 
-        var adapterParameters = adapter?.parameters().Where(p => p.requires_grad).Cast<Tensor>().ToArray() ?? [];
+        var adapterParameters = adapter?.Parameters.ToArray() ?? [];
 
         // Gradients are computed only when autograd will call backward (grad mode on and a differentiable input).
         var withGrad = is_grad_enabled() &&
             (hidden.requires_grad || weight.requires_grad || (bias?.requires_grad ?? false) || adapterParameters.Length > 0);
-        var args = new Arguments(teacher, divergence, chunkSize, finiteCheck, withGrad, adapter);
+        var args = new Arguments(teacher, divergence, chunkSize, finiteCheck, withGrad, adapter?.Module);
         // Tensors are passed as variables (null for an absent bias); the configuration travels as one non-tensor argument;
         // the adapter's trainable parameters follow as variables so that backward can return their gradients.
         var vars = new object[FirstAdapterVariable + adapterParameters.Length];

@@ -135,7 +135,7 @@ internal sealed class ChunkedObjective : IDistillationObjective
         Action<Tensor, long>? check = options.CheckFinite ? (s, start) => CheckChunk(s, start, len) : null;
         var flatLabels = labels.reshape(-1);
         var chunkSize = ChunkSizeRule.Resolve(options.ChunkSize, weight.shape[0], weight.shape[1]);
-        var adapter = context.StudentModel is Distill.Models.CausalLM model ? model.LmHead.Adapter : null;
+        var adapter = context.StudentModel is Distill.Models.CausalLM model ? LmHeadAdapter.Of(model.LmHead) : null;
         var loss = FusedLinearDivergence.Apply(hidden.reshape(b * len, -1), weight, bias, teacher, flatLabels, divergence, chunkSize, check, adapter);
         var mask = TokenReduction.ValidMask(labels);
         var count = baseName == ObjectiveNames.AtkdTvd && options.Atkd.OfficialCompatibility

@@ -66,7 +66,7 @@ public sealed class FusedKernelTests
 
         var h1 = h.detach().clone().requires_grad_(true);
         var w1 = w.detach().clone().requires_grad_(true);
-        var loss = FusedLinearDivergence.Apply(h1, w1, null, new TeacherSource(t), y, new ForwardKlChunkDivergence(1.0, 1.0), 4, adapter: adapter);
+        var loss = FusedLinearDivergence.Apply(h1, w1, null, new TeacherSource(t), y, new ForwardKlChunkDivergence(1.0, 1.0), 4, adapter: LmHeadAdapter.FromModule(adapter));
         loss.backward();
         GoldenTests.AssertClose(naiveLoss, loss.item<float>(), 1e-5);
         AssertRel(naiveH, h1.grad!, "dL/dh (base + adapter path)");
@@ -77,7 +77,7 @@ public sealed class FusedKernelTests
         // Frozen base (LoRA): only the adapter trains; the base weight gets no gradient.
         adapter.zero_grad();
         var frozen = w.detach();
-        FusedLinearDivergence.Apply(h.detach(), frozen, null, new TeacherSource(t), y, new ForwardKlChunkDivergence(1.0, 1.0), 3, adapter: adapter).backward();
+        FusedLinearDivergence.Apply(h.detach(), frozen, null, new TeacherSource(t), y, new ForwardKlChunkDivergence(1.0, 1.0), 3, adapter: LmHeadAdapter.FromModule(adapter)).backward();
         Assert.Null(frozen.grad);
         AssertRel(naiveA, adapter.A.grad!, "dL/dA with a frozen base");
     }
