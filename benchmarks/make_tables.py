@@ -35,6 +35,14 @@ def load(run):
             continue
         with open(path) as f:
             data[name.split(".")[0]] = json.load(f)
+    # csharp_kd_part_*.json: further KD grid points of the same run, measured by separate kd invocations
+    for extra in sorted(os.listdir(folder)):
+        if extra.startswith("csharp_kd_part_") and extra.endswith(".json"):
+            with open(os.path.join(folder, extra)) as f:
+                part = json.load(f)
+            data["csharp_kd"]["kd_loss"]["results"] += part["kd_loss"]["results"]
+            for k, v in part["summary"].items():
+                data["csharp_kd"]["summary"].setdefault(k, v)
     return data
 
 

@@ -44,30 +44,6 @@ OMP_NUM_THREADS=$threads "${bench[@]}" train "${cs_flags[@]}" --out "$out/csharp
 echo "[run_all] torch reference" >&2
 /usr/bin/python3 "$here/torch_ref/bench.py" "${py_flags[@]}" --out "$out/torch_ref.json" >/dev/null
 load_end=$(load)
-python3 - "$out" "$load_start" "$load_end" "$threads" "$(git -C "$here" rev-parse --short HEAD)" <<'PY'
-import json, os, platform, sys
-out, load_start, load_end, threads, commit = sys.argv[1:6]
-def read(name):
-    path = os.path.join(out, name)
-    return json.load(open(path)) if os.path.exists(path) else {"host": {}, "config": {}, "summary": {}}
-ref, kd = read("torch_ref.json"), read("csharp_kd.json")
-host = {
-    "run_id": os.path.basename(out), "commit": commit, "date_utc": kd.get("date_utc") or ref.get("date_utc"),
-    "cpu": ref["host"].get("cpu") or kd["host"].get("cpu"), "platform": platform.platform(), "threads": int(threads),
-    "loadavg_start": [float(x) for x in load_start.split()], "loadavg_end": [float(x) for x in load_end.split()],
-    "blas": {"torch_ref": ref.get("torch", {}).get("blas"), "csharp": kd.get("torch", {}).get("blas")},
-    "torch_ref": {"torch": ref.get("torch", {}).get("torch_version"), "from": ref["config"].get("torch_from"),
-                  "openblas_coretype": ref["config"].get("openblas_coretype")},
-    "csharp": {"torchsharp": kd.get("torch", {}).get("torchsharp"), "dotnet": kd["host"].get("dotnet")},
-    "sgemm_gflops": {side: {k.split("/")[2]: round(v, 1) for k, v in d["summary"].items() if k.startswith("calib/gemm/")}
-                     for side, d in (("torch_ref", ref), ("csharp", kd))},
-    "note": os.environ.get("BENCH_NOTE", ""),
-}
-tmp = os.path.join(out, "host.json.tmp")
-with open(tmp, "w") as f:
-    json.dump(host, f, indent=2)
-    f.write("\n")
-os.replace(tmp, os.path.join(out, "host.json"))
-PY
+python3 "$here/write_host.py" "$out" --load-start "$load_start" --load-end "$load_end" --threads "$threads"
 python3 "$here/compare.py" "$out/torch_ref.json" "$out/csharp_kd.json"
 python3 "$here/compare.py" "$out/torch_ref.json" "$out/csharp_models.json"
