@@ -53,7 +53,7 @@ internal static class KdReferenceBench
             ? new[] { ("mm_256_cube", 256L, 256L, 256L) }
             : new[] { ("mm_1024_cube", 1024L, 1024L, 1024L), ("gpt2_mlp_fc_512tok", 512L, 768L, 3072L), ("kd_chunk_lm_head_1024x1024x32000", 1024L, 1024L, 32000L), ("gpt2_decode_lm_head_1tok", 1L, 768L, 50257L) };
         Console.Error.WriteLine("[kd] calibration");
-        result["calibration"] = Calibration(gemms, extras: true);
+        result["calibration"] = opts.NoCalibration ? new JsonObject { ["gemm"] = new JsonArray(), ["skipped"] = "--no-calib" } : Calibration(gemms, extras: true);
 
         var grid = (opts.Quick ? "512x256x4000" : opts.Grid).Split(',', StringSplitOptions.RemoveEmptyEntries)
             .Select(x => x.Split('x').Select(long.Parse).ToArray()).ToList();
@@ -75,7 +75,7 @@ internal static class KdReferenceBench
             ["all_checks_pass"] = results.All(r => r?["check_vs_naive"] is null || r["check_vs_naive"]!["pass"]!.GetValue<bool>()),
         };
         Console.Error.WriteLine("[kd] calibration again at the end (drift check)");
-        result["calibration_end"] = Calibration(gemms.Length > 2 ? [gemms[0], gemms[2]] : gemms, extras: false);
+        result["calibration_end"] = opts.NoCalibration ? new JsonObject { ["gemm"] = new JsonArray(), ["skipped"] = "--no-calib" } : Calibration(gemms.Length > 2 ? [gemms[0], gemms[2]] : gemms, extras: false);
         result["host"]!["loadavg_at_end"] = ProcStats.LoadAverage();
         result["summary"] = Summary(result);
         result["total_wall_s"] = total.Elapsed.TotalSeconds;
@@ -118,6 +118,7 @@ internal static class KdReferenceBench
         GC.Collect();
         ProcStats.ResetPeak();
         var baseKb = ProcStats.StatusKb("VmRSS");
+        var coldAcct = new ProcStats.CpuAccount();
         var sw = Stopwatch.StartNew();
         var loss = Call(variant);
         var first = sw.Elapsed.TotalSeconds;
@@ -126,14 +127,20 @@ internal static class KdReferenceBench
         outp["peak_rss_increase_mb"] = (hwmKb - baseKb) / 1024.0;
         outp["first_call_s"] = first;
         outp["loss"] = loss;
-        // 2) k timed calls.
-        var acct = new ProcStats.CpuAccount();
+        // 2) k timed calls. --repeats 0 (memory first, for a busy host): the cold call is the only timing, reported as such.
+        var acct = repeats > 0 ? new ProcStats.CpuAccount() : coldAcct;
         var times = new List<double>();
         for (var i = 0; i < repeats; i++)
         {
             sw.Restart();
             Call(variant);
             times.Add(sw.Elapsed.TotalSeconds);
+        }
+
+        if (times.Count == 0)
+        {
+            times.Add(first);
+            outp["timing"] = "cold first call only (--repeats 0)";
         }
 
         outp["cpu_during_timed_calls"] = JsonSerializer.SerializeToNode(acct.Result());
@@ -321,7 +328,7 @@ internal static class KdReferenceBench
         return s;
     }
 
-    private sealed record Options(string Grid, string[] Variants, int Chunk, int Repeats, int Threads, ulong Seed, bool Check, bool Quick, string? Out)
+    private sealed record Options(string Grid, string[] Variants, int Chunk, int Repeats, int Threads, ulong Seed, bool Check, bool Quick, string? Out, bool NoCalibration = false)
     {
         internal static Options Parse(string[] args)
         {
@@ -337,9 +344,10 @@ internal static class KdReferenceBench
                     "--threads" => o with { Threads = int.Parse(args[++i], CultureInfo.InvariantCulture) },
                     "--seed" => o with { Seed = ulong.Parse(args[++i], CultureInfo.InvariantCulture) },
                     "--kd-no-check" => o with { Check = false },
+                    "--no-calib" => o with { NoCalibration = true },
                     "--quick" => o with { Quick = true, Repeats = 1 },
                     "--out" => o with { Out = args[++i] },
-                    _ => throw new ArgumentException($"kd: unknown argument '{args[i]}'. Flags: --kd-grid NxHxV,... --kd-variants naive,chunked --kd-chunk ROWS (0 = automatic rule) --repeats 3 --threads 2 --seed 0 --kd-no-check --quick --out FILE"),
+                    _ => throw new ArgumentException($"kd: unknown argument '{args[i]}'. Flags: --kd-grid NxHxV,... --kd-variants naive,chunked --kd-chunk ROWS (0 = automatic rule) --repeats 3 --threads 2 --seed 0 --kd-no-check --no-calib --quick --out FILE (--repeats 0: cold call only)"),
                 };
             }
 
