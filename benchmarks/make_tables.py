@@ -83,12 +83,14 @@ def host_line(run, host):
     a, b = sg.get("torch_ref", {}).get("mm_1024_cube"), sg.get("csharp", {}).get("mm_1024_cube")
     if a and b:
         sgemm = "; sgemm 1024³ %.0f GFLOP/s (PyTorch) vs %.0f (Distill)" % (a, b)
-    return ("Run `%s` (commit %s, %s): %s, %d logical CPUs, %d threads; PyTorch %s on %s%s, Distill on TorchSharp %s "
+    torch_version = (host.get("torch_ref") or {}).get("torch")
+    ref = ("PyTorch %s on %s%s" % (torch_version, ref_blas.get("kind", "?"),
+                                   (" " + ref_blas["openblas_core"]) if ref_blas.get("openblas_core") else "")
+           if torch_version else "PyTorch reference not recorded in host.json")
+    return ("Run `%s` (commit %s, %s): %s, %d logical CPUs, %d threads; %s, Distill on TorchSharp %s "
             "(MKL)%s%s. %s Numbers from different hosts or runs do not compare; ratios are within this run only."
-            % (run, host.get("commit", "?"), host.get("date_utc", "?")[:10], cpu.get("model", "?"), cpu.get("logical_cpus", 0),
-               host.get("threads", 0), (host.get("torch_ref") or {}).get("torch", "?"), ref_blas.get("kind", "?"),
-               (" " + ref_blas["openblas_core"]) if ref_blas.get("openblas_core") else "",
-               (host.get("csharp") or {}).get("torchsharp", "?"), sgemm, load, host.get("note", "")))
+            % (run, host.get("commit", "?"), (host.get("date_utc") or "?")[:10], cpu.get("model", "?"), cpu.get("logical_cpus", 0),
+               host.get("threads", 0), ref, (host.get("csharp") or {}).get("torchsharp", "?"), sgemm, load, host.get("note", "")))
 
 
 def kd_table(data):
