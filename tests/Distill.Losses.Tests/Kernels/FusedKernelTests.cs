@@ -110,25 +110,20 @@ public sealed class FusedKernelTests
     }
 
     [Theory]
-    [InlineData(false, false, 1.0, 1.0)]
-    [InlineData(true, false, 1.3, 0.8)]
-    [InlineData(false, true, 1.0, 1.0)]
-    public void AtkdChunked_SettingsAndCompatibility_MatchFullLogits(bool reverse, bool official, double ts, double tt)
+    [InlineData(false, false, 1.0, 1.0, 3)]
+    [InlineData(true, false, 1.3, 0.8, 4)]
+    [InlineData(false, true, 1.0, 1.0, 10)]
+    public void AtkdChunked_SettingsAndCompatibility_MatchFullLogits(bool reverse, bool official, double ts, double tt, int chunk)
     {
         using var scope = NewDisposeScope();
-        Action<LossesOptions> configure = o =>
-        {
-            o.ChunkSize = 3;
-            o.Atkd.Setting = reverse ? AtkdSetting.Reverse : AtkdSetting.Vanilla;
-            o.Atkd.OfficialCompatibility = official;
-            o.Atkd.StudentTemperature = ts;
-            o.Atkd.TeacherTemperature = tt;
-        };
         var labels = TestData.Labels(9, 2, 5, V, (0, 0), (1, 3));
-        var (loss, grad) = AtkdRun("atkd", labels, configure);
-        var (chunkedLoss, chunkedGrad) = AtkdRun("atkd_chunked", labels, configure);
-        GoldenTests.AssertClose(loss, chunkedLoss, 1e-5);
-        AssertRel(grad, chunkedGrad, "dL/dh");
+        foreach (var teacherFromHidden in new[] { false, true })
+        {
+            var (loss, grad) = AtkdRun(labels, reverse, official, ts, tt, chunk: null, teacherFromHidden);
+            var (chunkedLoss, chunkedGrad) = AtkdRun(labels, reverse, official, ts, tt, chunk, teacherFromHidden);
+            GoldenTests.AssertClose(loss, chunkedLoss, 1e-5);
+            AssertRel(grad, chunkedGrad, "dL/dh");
+        }
     }
 
     [Fact]
@@ -137,15 +132,15 @@ public sealed class FusedKernelTests
         using var scope = NewDisposeScope();
         // Two scored tokens with different uncertainty: the lower median is the smaller one, so easy = {} and hard = both.
         var labels = TestData.Labels(10, 1, 4, V, (0, 0), (0, 1));
-        var (official, _) = AtkdRun("atkd_chunked", labels, o => o.Atkd.OfficialCompatibility = true);
+        var (official, _) = AtkdRun(labels, false, true, 1.0, 1.0, chunk: 3, teacherFromHidden: false);
         Assert.True(double.IsNaN(official), "official ATKD: an empty easy group is 0/0 = NaN");
-        var (fixedLoss, _) = AtkdRun("atkd", labels, o => o.Atkd.OfficialCompatibility = false);
-        var (fixedChunked, fixedGrad) = AtkdRun("atkd_chunked", labels, o => o.Atkd.OfficialCompatibility = false);
+        var (fixedLoss, _) = AtkdRun(labels, false, false, 1.0, 1.0, chunk: null, teacherFromHidden: false);
+        var (fixedChunked, fixedGrad) = AtkdRun(labels, false, false, 1.0, 1.0, chunk: 3, teacherFromHidden: false);
         GoldenTests.AssertClose(fixedLoss, fixedChunked, 1e-5);
         Assert.True(fixedGrad.isfinite().all().item<bool>());
 
         var none = full(1, 4, DistillationBatch.IgnoreIndex, dtype: ScalarType.Int64);
-        var (zero, zeroGrad) = AtkdRun("atkd_chunked", none, null);
+        var (zero, zeroGrad) = AtkdRun(none, false, false, 1.0, 1.0, chunk: 3, teacherFromHidden: false);
         Assert.Equal(0.0, zero);
         Assert.Equal(0f, zeroGrad.abs().max().item<float>());
     }
@@ -166,21 +161,39 @@ public sealed class FusedKernelTests
         Assert.True(workingSet <= ChunkSizeRule.BudgetBytes(vocab, hidden) || expected == ChunkSizeRule.MinimumRows);
     }
 
-    private static (double Loss, Tensor GradH) AtkdRun(string name, Tensor labels, Action<LossesOptions>? configure)
+    /// <summary>
+    /// ATKD's L·N (N scored tokens, the kernel's sum) and dL·N/dh: by <see cref="Atkd.Compute"/> over full logits when
+    /// <paramref name="chunk"/> is null, else by the fused kernel with <see cref="AtkdChunkDivergence"/>.
+    /// </summary>
+    private static (double Loss, Tensor GradH) AtkdRun(Tensor labels, bool reverse, bool official, double ts, double tt, int? chunk, bool teacherFromHidden)
     {
         var model = new TinyCausalLM(seed: 11, vocab: V, hidden: H, withBias: true);
-        var hidden = (randn(labels.shape[0], labels.shape[1], H, generator: new Generator(12)) * 0.7).requires_grad_(true);
-        var teacher = TestData.Logits(13, labels.shape[0], labels.shape[1], V);
-        var chunked = name.EndsWith(ObjectiveNames.ChunkedSuffix, StringComparison.Ordinal);
-        var r = TestData.Create(name, configure).Compute(new ObjectiveContext
+        var teacherModel = new TinyCausalLM(seed: 14, vocab: V, hidden: 4, withBias: true);
+        long b = labels.shape[0], len = labels.shape[1], rows = b * len;
+        var hidden = (randn(b, len, H, generator: new Generator(12)) * 0.7).requires_grad_(true);
+        var teacherHidden = randn(rows, 4, generator: new Generator(13));
+        Tensor teacher;
+        using (no_grad())
         {
-            Batch = TestData.Batch(labels),
-            Student = chunked ? new CausalLMOutput(null, hidden, null) : new CausalLMOutput(nn.functional.linear(hidden, model.LmHeadWeight, model.LmHeadBias), null, null),
-            Teacher = new TeacherOutput { Logits = teacher },
-            StudentModel = model,
-        });
-        r.LossSum.backward();
-        return (TestData.Value(r.LossSum), hidden.grad!);
+            teacher = nn.functional.linear(teacherHidden, teacherModel.LmHeadWeight, teacherModel.LmHeadBias);
+        }
+
+        var n = labels.ne(DistillationBatch.IgnoreIndex).sum().item<long>();
+        Tensor loss;
+        if (chunk is null)
+        {
+            var student = nn.functional.linear(hidden, model.LmHeadWeight, model.LmHeadBias);
+            loss = Atkd.Compute(student, teacher.reshape(b, len, V), labels, 0.2, ts, tt, reverse, official).Loss * n;
+        }
+        else
+        {
+            var source = teacherFromHidden ? new TeacherSource(null, teacherHidden, teacherModel.LmHeadWeight, teacherModel.LmHeadBias) : new TeacherSource(teacher);
+            loss = FusedLinearDivergence.Apply(hidden.reshape(rows, H), model.LmHeadWeight, model.LmHeadBias, source, labels.reshape(rows),
+                new AtkdChunkDivergence(0.2, ts, tt, reverse, official), chunk.Value);
+        }
+
+        loss.backward();
+        return (TestData.Value(loss), hidden.grad!);
     }
 
     private static (Tensor H, Tensor W, Tensor T, Tensor Y) Inputs(ulong seed)

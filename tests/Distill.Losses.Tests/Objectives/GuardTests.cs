@@ -51,7 +51,7 @@ public sealed class GuardTests
         var y = TestData.Labels(80, 2, 4, 6);
         var s = TestData.Logits(81, 2, 4, 6);
         s[1, 2, 3] = tensor(bad);
-        var ex = Assert.Throws<ArgumentException>(() => TestData.Create(ObjectiveNames.ForwardKl).Compute(TestData.Context(s, TestData.Logits(82, 2, 4, 6), y)));
+        var ex = Assert.Throws<ArgumentException>(() => TestData.Create(ObjectiveNames.ForwardKl, o => o.CheckFinite = true).Compute(TestData.Context(s, TestData.Logits(82, 2, 4, 6), y)));
         Assert.Contains(word, ex.Message, StringComparison.Ordinal);
         Assert.Contains("(batch 1, token 2, vocab 3)", ex.Message, StringComparison.Ordinal);
         Assert.Contains("student logits", ex.Message, StringComparison.Ordinal);
@@ -78,11 +78,13 @@ public sealed class GuardTests
         var ex = Assert.Throws<ArgumentException>(() => factory.Create("forward-kl"));
         Assert.Contains("forward_kl", ex.Message, StringComparison.Ordinal);
         Assert.Equal(factory.Names.Count, factory.Names.Distinct().Count());
-        foreach (var name in new[] { "forward_kl", "adaptive_kl", "atkd", "atkd_tvd", "gkd_jsd", "sft", "seqkd", "forward_kl_chunked", "atkd_dkd_chunked", "sft_chunked", "atkd_chunked" })
+        foreach (var name in new[] { "forward_kl", "adaptive_kl", "atkd", "atkd_tvd", "gkd_jsd", "sft", "seqkd", "forward_kl_chunked", "atkd_dkd_chunked", "sft_chunked" })
         {
             Assert.Contains(name, factory.Names);
             Assert.Equal(name, factory.Create(name).Name);
         }
+
+        Assert.DoesNotContain("atkd_chunked", factory.Names);
     }
 
     [Fact]
