@@ -3,8 +3,8 @@ using static TorchSharp.torch;
 namespace Distill.Losses.Kernels;
 
 /// <summary>
-/// Chunked ATKD (<c>atkd_chunked</c>): the same loss and gradients as <see cref="Atkd.Compute"/>, times the scored-token
-/// count N (the objective's <c>LossSum = L·N</c> contract), evaluated chunk by chunk in two passes.
+/// Chunked ATKD: the same loss and gradients as <see cref="Atkd.Compute"/>, times the scored-token count N, evaluated
+/// chunk by chunk in two passes (divide the kernel's sum by N for ATKD's L).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -47,7 +47,7 @@ internal sealed class AtkdChunkDivergence(double alpha, double studentTemperatur
                 using var chunkScope = NewDisposeScope();
                 var length = Math.Min(chunkSize, n - start);
                 var t = teacher.Chunk(start, length, vocab)
-                    ?? throw new InvalidOperationException("atkd_chunked needs the teacher, but neither teacher logits nor teacher hidden states + lm_head were given.");
+                    ?? throw new InvalidOperationException("Chunked ATKD needs the teacher, but neither teacher logits nor teacher hidden states + lm_head were given.");
                 var y = labels.narrow(0, start, length);
                 // The real teacher's non-target mass: at T_t in vanilla, at T_s in reverse (where the logits are swapped).
                 var mass = Dkd.NonTargetMass(t, y, reverse ? studentTemperature : teacherTemperature);
@@ -77,7 +77,7 @@ internal sealed class AtkdChunkDivergence(double alpha, double studentTemperatur
 
     /// <inheritdoc/>
     public override Tensor Sum(Tensor studentLogits, Tensor? teacherLogits, Tensor labels, long start) =>
-        throw new InvalidOperationException("atkd_chunked: Prepare must run first (the batch-median split needs every row's statistic).");
+        throw new InvalidOperationException("Chunked ATKD: Prepare must run first (the batch-median split needs every row's statistic).");
 
     private Tensor ChunkSum(Tensor studentLogits, Tensor teacherLogits, Tensor labels, Tensor tckdWeight, Tensor nckdWeight)
     {
