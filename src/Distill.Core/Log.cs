@@ -24,6 +24,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Non-strict load of {Dir}: {Problems}")]
     internal static partial void ModelLoadProblems(ILogger logger, string dir, string problems);
 
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Model {Dir} has non-finite weights (NaN or infinity); its outputs will be NaN: {Tensors}")]
+    internal static partial void NonFiniteWeights(ILogger logger, string dir, string tensors);
+
     [LoggerMessage(EventId = 1103, Level = LogLevel.Information, Message = "Saved {ModelType} to {Dir}: {Files} weight file(s), {Bytes} bytes")]
     internal static partial void ModelSaved(ILogger logger, string modelType, string dir, int files, long bytes);
 }

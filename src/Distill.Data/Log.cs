@@ -11,6 +11,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "{File}: vocab_size {ModelVocab} exceeds the tokenizer's {TokenizerVocab} ids; the extra embedding rows are never produced by the tokenizer")]
     internal static partial void ModelVocabLarger(ILogger logger, string file, int modelVocab, int tokenizerVocab);
 
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "{File}: replaced {Count} invalid UTF-8 sequence(s) with U+FFFD on {Lines} line(s), first at line {FirstLine}")]
+    internal static partial void InvalidUtf8Replaced(ILogger logger, string file, int count, int lines, int firstLine);
+
     [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "Tokenized {Examples} examples ({Skipped} skipped: no response tokens left after truncation)")]
     internal static partial void DatasetTokenized(ILogger logger, int examples, int skipped);
 
@@ -28,4 +31,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4105, Level = LogLevel.Information, Message = "Teacher cache {Directory} opened: teacher {Teacher}, k = {K}, {Rows} rows in {Chunks} memory-mapped chunks")]
     internal static partial void CacheOpened(ILogger logger, string directory, string teacher, int k, long rows, int chunks);
+    [LoggerMessage(EventId = 4201, Level = LogLevel.Information, Message = "SDFT: resuming {File} with {Rows} of {Total} rows already written")]
+    internal static partial void SdftResumed(ILogger logger, string file, int rows, int total);
+
+    [LoggerMessage(EventId = 4202, Level = LogLevel.Information, Message = "SDFT: wrote {File}: {Rows} rows, {Kept} rewrites kept")]
+    internal static partial void SdftFinished(ILogger logger, string file, int rows, int kept);
 }

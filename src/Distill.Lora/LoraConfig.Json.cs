@@ -7,6 +7,12 @@ namespace Distill.Lora;
 /// <summary><c>adapter_config.json</c> reading and writing.</summary>
 public sealed partial class LoraConfig
 {
+    /// <summary>The largest <c>adapter_config.json</c> accepted (16 MiB; real ones are about 1 KB).</summary>
+    public const long MaxFileBytes = 16L << 20;
+
+    /// <summary>The largest rank accepted in a configuration (<c>r</c> and <c>rank_pattern</c> values); the target layers' shapes bound it further when adapters are created.</summary>
+    public const int MaxRank = 1 << 16;
+
     /// <summary>The file name PEFT uses for the adapter configuration.</summary>
     public const string FileName = "adapter_config.json";
 
@@ -31,7 +37,7 @@ public sealed partial class LoraConfig
             throw new FileNotFoundException($"LoRA adapter configuration '{file}' does not exist.", file);
         }
 
-        return FromJson(File.ReadAllText(file), file);
+        return FromJson(InputFile.ReadAllText(file, MaxFileBytes), file);
     }
 
     /// <summary>Parses the JSON text of an <c>adapter_config.json</c>.</summary>
@@ -42,15 +48,7 @@ public sealed partial class LoraConfig
     public static LoraConfig FromJson(string json, string source = FileName)
     {
         ArgumentNullException.ThrowIfNull(json);
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"{source}: the top level is not a JSON object.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{source}: invalid JSON ({e.Message}).", e);
-        }
+        var root = InputFile.ParseJsonObject(json, source, "LoRA adapter configuration");
 
         var c = new LoraConfig { TaskType = null, InferenceMode = false };
         foreach (var (key, node) in root)

@@ -26,9 +26,9 @@ internal sealed class LoraConfigValidator : IValidateOptions<LoraConfig>
     {
         ArgumentNullException.ThrowIfNull(c);
         var f = new List<string>();
-        if (c.R <= 0)
+        if (c.R <= 0 || c.R > LoraConfig.MaxRank)
         {
-            f.Add($"{nameof(LoraConfig.R)} (r) must be positive (got {c.R}).");
+            f.Add($"{nameof(LoraConfig.R)} (r) must be positive and at most {LoraConfig.MaxRank} (got {c.R}).");
         }
 
         if (double.IsNaN(c.LoraAlpha) || double.IsInfinity(c.LoraAlpha))
@@ -68,9 +68,9 @@ internal sealed class LoraConfigValidator : IValidateOptions<LoraConfig>
 
         foreach (var (k, v) in c.RankPattern)
         {
-            if (v <= 0)
+            if (v <= 0 || v > LoraConfig.MaxRank)
             {
-                f.Add($"rank_pattern['{k}'] must be positive (got {v}).");
+                f.Add($"rank_pattern['{Distill.IO.InputFile.Bound(k)}'] must be positive and at most {LoraConfig.MaxRank} (got {v}).");
             }
         }
 
@@ -88,7 +88,7 @@ internal sealed class LoraConfigValidator : IValidateOptions<LoraConfig>
             }
             catch (ArgumentException e)
             {
-                f.Add($"'{pattern}' is not a valid regular expression ({e.Message}).");
+                f.Add($"'{Distill.IO.InputFile.Bound(pattern)}' is not a valid regular expression ({e.Message}).");
             }
         }
 

@@ -360,6 +360,9 @@ public sealed partial class LoraModel
         return c;
     }
 
+    /// <summary>The most adapter parameters accepted, as a multiple of the base model's parameter count (plus 2^20).</summary>
+    private const double MaxAdapterToBaseRatio = 16;
+
     private static LoraModel Create(nn.Module model, LoraConfig requested, bool initialize, bool trainable, string source, ILogger? logger)
     {
         logger ??= NullLogger.Instance;
@@ -399,11 +402,49 @@ public sealed partial class LoraModel
             }
         }
 
+        // Which modules are targets, and their ranks, are decided (and the adapter size checked against the base model's)
+        // before anything is allocated: a corrupt r such as 2^24 must not allocate gigabytes first.
+        var targetNames = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            double adapterParameters = 0;
+            string? largest = null;
+            foreach (var (name, module) in named)
+            {
+                if (!TargetModuleMatcher.IsTarget(config, name))
+                {
+                    continue;
+                }
+
+                targetNames.Add(name);
+                if (module is Projection p)
+                {
+                    var (rank, _) = TargetModuleMatcher.RankAndAlpha(config, name);
+                    adapterParameters += (double)rank * (p.InFeatures + p.OutFeatures);
+                    largest ??= $"'{name}' (r = {rank}, in {p.InFeatures}, out {p.OutFeatures})";
+                }
+            }
+
+            var baseParameters = model.parameters().Sum(x => (double)x.NumberOfElements);
+            var limit = (MaxAdapterToBaseRatio * baseParameters) + (1 << 20);
+            if (adapterParameters > limit)
+            {
+                throw new InvalidDataException(
+                    $"{source}: the adapters would hold {adapterParameters:E2} parameters, more than {MaxAdapterToBaseRatio}× the base model's {baseParameters:E2} (first target {largest}); r or rank_pattern is implausible for these layer shapes.");
+            }
+        }
+        catch (System.Text.RegularExpressions.RegexMatchTimeoutException e)
+        {
+            throw new InvalidDataException(
+                $"{source}: the module pattern '{IO.InputFile.Bound(e.Pattern)}' exceeded its match timeout of {e.MatchTimeout.TotalSeconds:0.#} s on module name '{IO.InputFile.Bound(e.Input)}' (catastrophic backtracking); fix the pattern.",
+                e);
+        }
+
         var layers = new Dictionary<string, LoraLayer>(StringComparer.Ordinal);
         bool? fanInFanOut = null;
         foreach (var (name, module) in named)
         {
-            if (!TargetModuleMatcher.IsTarget(config, name))
+            if (!targetNames.Contains(name))
             {
                 continue;
             }

@@ -52,6 +52,53 @@ public sealed class DistillationBatch : IDisposable
     /// <summary>Gets a value indicating whether the teacher has its own tokenisation in this batch.</summary>
     public bool HasTeacherTokens => TeacherInputIds is not null;
 
+    /// <summary>
+    /// Checks every input id is in [0, vocabulary size) and every label is <see cref="IgnoreIndex"/> or in range, for the
+    /// student and (when present) the teacher tokens, so a bad id fails here with its row and position instead of inside an
+    /// embedding lookup. Synchronises with the device.
+    /// </summary>
+    /// <param name="studentVocabSize">The student model's vocabulary size.</param>
+    /// <param name="teacherVocabSize">The teacher model's vocabulary size for <c>Teacher*</c> tensors; <see langword="null"/> skips them.</param>
+    /// <exception cref="InvalidDataException">An id is out of range; the message names the tensor, row, position and id.</exception>
+    public void EnsureTokenIdsInRange(long studentVocabSize, long? teacherVocabSize = null)
+    {
+        Check(InputIds, nameof(InputIds), studentVocabSize, labels: false);
+        Check(Labels, nameof(Labels), studentVocabSize, labels: true);
+        if (teacherVocabSize is { } tv)
+        {
+            if (TeacherInputIds is not null)
+            {
+                Check(TeacherInputIds, nameof(TeacherInputIds), tv, labels: false);
+            }
+
+            if (TeacherLabels is not null)
+            {
+                Check(TeacherLabels, nameof(TeacherLabels), tv, labels: true);
+            }
+        }
+
+        static void Check(Tensor ids, string name, long vocab, bool labels)
+        {
+            using var scope = NewDisposeScope();
+            var bad = ids.lt(0).logical_or(ids.ge(vocab));
+            if (labels)
+            {
+                bad = bad.logical_and(ids.ne(IgnoreIndex));
+            }
+
+            if (!bad.any().item<bool>())
+            {
+                return;
+            }
+
+            var at = bad.nonzero()[0].cpu();
+            var row = at[0].item<long>();
+            var position = at.shape[0] > 1 ? at[1].item<long>() : 0;
+            var value = ids.shape.Length > 1 ? ids[row, position].item<long>() : ids[row].item<long>();
+            throw new InvalidDataException($"Batch {name}[{row}, {position}] = {value} is outside the vocabulary [0, {vocab}){(labels ? $" (and is not the ignore index {IgnoreIndex})" : string.Empty)}.");
+        }
+    }
+
     /// <summary>Counts the positions that are scored (labels ≠ −100). Synchronises with the device.</summary>
     public long CountValidTokens() => Labels.ne(IgnoreIndex).sum().item<long>();
 

@@ -4,7 +4,8 @@ namespace Distill.IO;
 
 /// <summary>
 /// Atomic file writes: the content goes to a sibling temporary file, which is flushed to disk and then renamed over the
-/// target, so a reader (or a crash) sees the old file or the new one, never half of one. Every Distill package writes
+/// target, and the folder is synced after the rename, so a reader (or a crash, power loss included) sees the old file or
+/// the new one, never half of one. Every Distill package writes
 /// its files through this.
 /// </summary>
 public static class AtomicFile
@@ -29,6 +30,9 @@ public static class AtomicFile
             }
 
             File.Move(tmp, full, overwrite: true);
+
+            // The rename itself survives a power loss only once the folder entry is on disk.
+            FileSync.Directory(dir);
         }
         finally
         {

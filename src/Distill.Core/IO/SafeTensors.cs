@@ -233,17 +233,8 @@ public static class SafeTensors
             return [(single, null)];
         }
 
-        JsonNode? root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllText(indexPath));
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"Index '{indexPath}' is not valid JSON ({e.Message}).", e);
-        }
-
-        if (root?["weight_map"] is not JsonObject weightMap)
+        var root = InputFile.ReadJsonObject(indexPath, "Index");
+        if (root["weight_map"] is not JsonObject weightMap)
         {
             throw new InvalidDataException($"Index '{indexPath}' has no 'weight_map' object.");
         }
@@ -254,7 +245,7 @@ public static class SafeTensors
             if (kv.Value is not JsonValue v || !v.TryGetValue<string>(out var file) || string.IsNullOrEmpty(file)
                 || file.Contains('/', StringComparison.Ordinal) || file.Contains('\\', StringComparison.Ordinal) || file.Contains("..", StringComparison.Ordinal))
             {
-                throw new InvalidDataException($"Index '{indexPath}': weight_map entry '{kv.Key}' is not a plain file name ({kv.Value?.ToJsonString()}).");
+                throw new InvalidDataException($"Index '{indexPath}': weight_map entry '{InputFile.Bound(kv.Key)}' is not a plain file name ({InputFile.Bound(kv.Value?.ToJsonString())}).");
             }
 
             if (!byFile.TryGetValue(file, out var list))
@@ -271,7 +262,7 @@ public static class SafeTensors
             var path = Path.Combine(dir, file);
             if (!File.Exists(path))
             {
-                throw new InvalidDataException($"Index '{indexPath}' names shard '{file}' (tensor '{names[0]}'), which does not exist.");
+                throw new InvalidDataException($"Index '{indexPath}' names shard '{InputFile.Bound(file)}' (tensor '{InputFile.Bound(names[0])}'), which does not exist.");
             }
 
             result.Add((path, names));

@@ -10,10 +10,13 @@ namespace Distill.IO;
 /// are copied once, from the mapped file straight into the native tensor storage (never through managed arrays).
 /// </summary>
 /// <remarks>
-/// The header is validated when the file is opened: header length bounded by <see cref="SafeTensors.MaxHeaderBytes"/>
-/// and the file size, a JSON object of entries with a known dtype, a non-negative shape and two data offsets, offsets
-/// inside the data section and non-overlapping, and byte sizes equal to element count × dtype size. Any violation throws
-/// <see cref="InvalidDataException"/> naming the file and the tensor. Not thread-safe; dispose to unmap the file.
+/// The header is validated when the file is opened, as the safetensors format requires: the path is followed through
+/// symbolic links to a regular file (special files are rejected before reading), header length bounded by
+/// <see cref="SafeTensors.MaxHeaderBytes"/> and the file size, valid UTF-8 JSON with no repeated key, a JSON object of entries
+/// with a known dtype, a non-negative shape and two data offsets, byte sizes equal to element count × dtype size, and the
+/// offsets, in order, contiguous from 0 and covering the data section exactly (so a header length that is off by a few
+/// bytes cannot shift the weights). Any violation throws <see cref="InvalidDataException"/> naming the file and the tensor,
+/// with untrusted text shortened. Not thread-safe; dispose to unmap the file.
 /// </remarks>
 public sealed unsafe class SafeTensorsFile : IDisposable
 {
@@ -57,7 +60,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             throw new FileNotFoundException($"safetensors file '{path}' does not exist.", path);
         }
 
-        var fileLength = new FileInfo(path).Length;
+        // Follows hub-cache symlinks to the blob; rejects FIFOs and devices before anything is mapped or read.
+        var fileLength = InputFile.RequireRegularFile(path);
         if (fileLength < 8)
         {
             throw new InvalidDataException($"safetensors file '{path}' is {fileLength} bytes long: too short for the 8-byte header length.");
@@ -200,15 +204,24 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
     private static (Dictionary<string, SafeTensorInfo> Entries, Dictionary<string, string> Metadata) ParseHeader(string path, ReadOnlySpan<byte> header, long dataLength)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+        {
+            throw new InvalidDataException($"safetensors file '{path}': header is not valid UTF-8 (corrupt header or wrong header length).");
+        }
+
         JsonDocument doc;
         try
         {
-            var reader = new Utf8JsonReader(header, new JsonReaderOptions { MaxDepth = 8 });
-            doc = JsonDocument.ParseValue(ref reader);
+            doc = JsonDocument.Parse(header.ToArray(), new JsonDocumentOptions { MaxDepth = 8, AllowDuplicateProperties = false });
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"safetensors file '{path}': header is not valid JSON ({e.Message}).", e);
+            if (InputFile.FindRepeatedKey(System.Text.Encoding.UTF8.GetString(header)) is { } repeated)
+            {
+                throw new InvalidDataException($"safetensors file '{path}': key '{InputFile.Bound(repeated.Key)}' appears twice in the same header object.", e);
+            }
+
+            throw new InvalidDataException($"safetensors file '{path}': header is not valid JSON ({InputFile.Bound(e.Message)}).", e);
         }
 
         using (doc)
@@ -231,11 +244,11 @@ public sealed unsafe class SafeTensorsFile : IDisposable
                 var info = ParseEntry(path, property.Name, property.Value, dataLength);
                 if (!entries.TryAdd(info.Name, info))
                 {
-                    throw new InvalidDataException($"safetensors file '{path}': tensor '{info.Name}' appears twice in the header.");
+                    throw new InvalidDataException($"safetensors file '{path}': tensor '{InputFile.Bound(info.Name)}' appears twice in the header.");
                 }
             }
 
-            CheckOverlaps(path, entries.Values);
+            CheckLayout(path, entries.Values, dataLength);
             return (entries, metadata);
         }
     }
@@ -251,7 +264,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         {
             if (kv.Value.ValueKind != JsonValueKind.String)
             {
-                throw new InvalidDataException($"safetensors file '{path}': __metadata__ key '{kv.Name}' must be a string, found {kv.Value.ValueKind}.");
+                throw new InvalidDataException($"safetensors file '{path}': __metadata__ key '{InputFile.Bound(kv.Name)}' must be a string, found {kv.Value.ValueKind}.");
             }
 
             metadata[kv.Name] = kv.Value.GetString()!;
@@ -260,7 +273,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
     private static SafeTensorInfo ParseEntry(string path, string name, JsonElement value, long dataLength)
     {
-        string Where() => $"safetensors file '{path}', tensor '{name}'";
+        string Where() => $"safetensors file '{path}', tensor '{InputFile.Bound(name)}'";
+        string Shape(long[] dims) => InputFile.Bound(string.Join(", ", dims));
         if (value.ValueKind != JsonValueKind.Object)
         {
             throw new InvalidDataException($"{Where()}: entry must be an object with dtype, shape and data_offsets, found {value.ValueKind}.");
@@ -274,7 +288,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         var dtypeName = dtypeElement.GetString()!;
         if (!SafeTensorsDType.TryParse(dtypeName, out var scalarType, out var elementSize))
         {
-            throw new InvalidDataException($"{Where()}: unsupported dtype '{dtypeName}' (supported: {SafeTensorsDType.Supported}).");
+            throw new InvalidDataException($"{Where()}: unsupported dtype '{InputFile.Bound(dtypeName)}' (supported: {SafeTensorsDType.Supported}).");
         }
 
         if (!value.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
@@ -289,7 +303,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         {
             if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out var dim) || dim < 0)
             {
-                throw new InvalidDataException($"{Where()}: shape entry {i} is not a non-negative integer ({d.GetRawText()}).");
+                throw new InvalidDataException($"{Where()}: shape entry {i} is not a non-negative integer ({InputFile.Bound(d.GetRawText())}).");
             }
 
             shape[i++] = dim;
@@ -299,7 +313,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             }
             catch (OverflowException)
             {
-                throw new InvalidDataException($"{Where()}: shape [{string.Join(", ", shape)}] overflows the element count.");
+                throw new InvalidDataException($"{Where()}: shape [{Shape(shape)}] overflows the element count.");
             }
         }
 
@@ -312,7 +326,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         var end = offsetsElement[1];
         if (!begin.TryGetInt64(out var b) || !end.TryGetInt64(out var e) || b < 0 || e < b)
         {
-            throw new InvalidDataException($"{Where()}: data_offsets [{begin.GetRawText()}, {end.GetRawText()}] are not 0 <= begin <= end.");
+            throw new InvalidDataException($"{Where()}: data_offsets [{InputFile.Bound(begin.GetRawText())}, {InputFile.Bound(end.GetRawText())}] are not 0 <= begin <= end.");
         }
 
         if (e > dataLength)
@@ -327,28 +341,43 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
         catch (OverflowException)
         {
-            throw new InvalidDataException($"{Where()}: shape [{string.Join(", ", shape)}] × {elementSize} bytes overflows.");
+            throw new InvalidDataException($"{Where()}: shape [{Shape(shape)}] × {elementSize} bytes overflows.");
         }
 
         if (e - b != expected)
         {
-            throw new InvalidDataException($"{Where()}: data_offsets span {e - b} bytes but dtype {dtypeName} with shape [{string.Join(", ", shape)}] needs {expected}.");
+            throw new InvalidDataException($"{Where()}: data_offsets span {e - b} bytes but dtype {InputFile.Bound(dtypeName)} with shape [{Shape(shape)}] needs {expected}.");
         }
 
         return new SafeTensorInfo(name, dtypeName, scalarType, shape, b, e);
     }
 
-    private static void CheckOverlaps(string path, IEnumerable<SafeTensorInfo> entries)
+    /// <summary>
+    /// The data section must be exactly the tensors' bytes, back to back: sorted by offsets, each tensor starts where the
+    /// previous one ended (the first at 0) and the last ends at the end of the file, as the reference reader requires.
+    /// </summary>
+    private static void CheckLayout(string path, IEnumerable<SafeTensorInfo> entries, long dataLength)
     {
+        long expected = 0;
         SafeTensorInfo? previous = null;
-        foreach (var info in entries.Where(x => x.ByteLength > 0).OrderBy(x => x.Begin))
+        foreach (var info in entries.OrderBy(x => x.Begin).ThenBy(x => x.End))
         {
-            if (previous is not null && info.Begin < previous.End)
+            if (info.Begin != expected)
             {
-                throw new InvalidDataException($"safetensors file '{path}': tensor '{info.Name}' [{info.Begin}, {info.End}) overlaps tensor '{previous.Name}' [{previous.Begin}, {previous.End}).");
+                throw new InvalidDataException(previous is null
+                    ? $"safetensors file '{path}': the first tensor '{InputFile.Bound(info.Name)}' starts at data offset {info.Begin}, not 0 (corrupt header or wrong header length)."
+                    : info.Begin < expected
+                        ? $"safetensors file '{path}': tensor '{InputFile.Bound(info.Name)}' [{info.Begin}, {info.End}) overlaps tensor '{InputFile.Bound(previous.Name)}' [{previous.Begin}, {previous.End})."
+                        : $"safetensors file '{path}': {info.Begin - expected} unused bytes between tensor '{InputFile.Bound(previous.Name)}' (ends at {expected}) and tensor '{InputFile.Bound(info.Name)}' (starts at {info.Begin}).");
             }
 
+            expected = info.End;
             previous = info;
+        }
+
+        if (expected != dataLength)
+        {
+            throw new InvalidDataException($"safetensors file '{path}': the tensors cover {expected} bytes but the data section after the header is {dataLength} bytes (wrong header length, truncated or padded file).");
         }
     }
 }

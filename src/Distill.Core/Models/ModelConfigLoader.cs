@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Distill.IO;
 using static TorchSharp.torch;
 
 namespace Distill.Models;
@@ -12,6 +13,9 @@ namespace Distill.Models;
 /// </summary>
 public static class ModelConfigLoader
 {
+    /// <summary>The largest config.json accepted (16 MiB; real ones are a few KB).</summary>
+    public const long MaxConfigBytes = 16L << 20;
+
     /// <summary>The supported <c>model_type</c> values.</summary>
     public static IReadOnlyList<string> SupportedModelTypes { get; } = ["gpt2", "llama", "mistral", "qwen2"];
 
@@ -30,7 +34,7 @@ public static class ModelConfigLoader
             throw new FileNotFoundException($"Model config '{file}' does not exist.", file);
         }
 
-        return Parse(File.ReadAllText(file), file);
+        return Parse(InputFile.ReadAllText(file, MaxConfigBytes), file);
     }
 
     /// <summary>Parses config.json text.</summary>
@@ -40,15 +44,7 @@ public static class ModelConfigLoader
     public static CausalLMConfig Parse(string json, string source = "config.json")
     {
         ArgumentNullException.ThrowIfNull(json);
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"Model config '{source}' is not a JSON object.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"Model config '{source}' is not valid JSON ({e.Message}).", e);
-        }
+        var root = InputFile.ParseJsonObject(json, source, "Model config");
 
         var r = new Reader(root, source);
         var modelType = r.String("model_type", null)
@@ -336,26 +332,62 @@ public static class ModelConfigLoader
 
     private static void Validate(CausalLMConfig c, string source)
     {
-        void Positive(int value, string key)
+        // Every size is checked against an explicit limit before anything is allocated.
+        void Size(long value, string key, long max)
         {
-            if (value <= 0)
+            if (value <= 0 || value > max)
             {
-                throw new InvalidDataException($"Model config '{source}': '{key}' must be positive, found {value}.");
+                throw new InvalidDataException($"Model config '{source}': '{key}' must be in [1, {max}] (ModelConfigLimits), found {value}.");
             }
         }
 
-        Positive(c.VocabSize, "vocab_size");
-        Positive(c.HiddenSize, "hidden_size");
-        Positive(c.NumHiddenLayers, "num_hidden_layers");
-        Positive(c.NumAttentionHeads, "num_attention_heads");
-        if (c is Gpt2Config && c.HiddenSize % c.NumAttentionHeads != 0)
+        void Number(double value, string key, double min, bool minExclusive, double max = double.MaxValue)
         {
-            throw new InvalidDataException($"Model config '{source}': n_embd {c.HiddenSize} is not divisible by n_head {c.NumAttentionHeads}.");
+            if (!double.IsFinite(value) || value < min || (minExclusive && value == min) || value > max)
+            {
+                var range = minExclusive ? $"> {min}" : $">= {min}";
+                throw new InvalidDataException($"Model config '{source}': '{key}' must be {range}{(max < double.MaxValue ? $" and <= {max}" : string.Empty)}, found {value}.");
+            }
+        }
+
+        var gpt2 = c is Gpt2Config;
+        Size(c.VocabSize, "vocab_size", ModelConfigLimits.MaxVocabSize);
+        Size(c.HiddenSize, gpt2 ? "n_embd" : "hidden_size", ModelConfigLimits.MaxHiddenSize);
+        Size(c.NumHiddenLayers, gpt2 ? "n_layer" : "num_hidden_layers", ModelConfigLimits.MaxLayers);
+        Size(c.NumAttentionHeads, gpt2 ? "n_head" : "num_attention_heads", ModelConfigLimits.MaxAttentionHeads);
+        Size(c.MaxPositionEmbeddings, gpt2 ? "n_positions" : "max_position_embeddings", ModelConfigLimits.MaxPositionEmbeddings);
+        if (c is Gpt2Config g)
+        {
+            if (g.HiddenSize % g.NumAttentionHeads != 0)
+            {
+                throw new InvalidDataException($"Model config '{source}': n_embd {g.HiddenSize} is not divisible by n_head {g.NumAttentionHeads}.");
+            }
+
+            if (g.InnerSize is { } inner)
+            {
+                Size(inner, "n_inner", ModelConfigLimits.MaxIntermediateSize);
+            }
+
+            Number(g.LayerNormEpsilon, "layer_norm_epsilon", 0, minExclusive: true, max: ModelConfigLimits.MaxNormEpsilon);
+            Number(g.InitializerRange, "initializer_range", 0, minExclusive: false);
+            Number(g.ResidualDropout, "resid_pdrop", 0, minExclusive: false, max: 1);
+            Number(g.EmbeddingDropout, "embd_pdrop", 0, minExclusive: false, max: 1);
+            Number(g.AttentionDropout, "attn_pdrop", 0, minExclusive: false, max: 1);
         }
 
         if (c is RopeDecoderConfig d)
         {
-            Positive(d.IntermediateSize, "intermediate_size");
+            Size(d.IntermediateSize, "intermediate_size", ModelConfigLimits.MaxIntermediateSize);
+            if (d.NumKeyValueHeads is { } kv)
+            {
+                Size(kv, "num_key_value_heads", ModelConfigLimits.MaxAttentionHeads);
+            }
+
+            if (d.HeadDim is { } hd)
+            {
+                Size(hd, "head_dim", ModelConfigLimits.MaxHiddenSize);
+            }
+
             if (d.HeadDim is null && d.HiddenSize % d.NumAttentionHeads != 0)
             {
                 throw new InvalidDataException($"Model config '{source}': hidden_size {d.HiddenSize} is not divisible by num_attention_heads {d.NumAttentionHeads} and no head_dim is given.");
@@ -370,7 +402,67 @@ public static class ModelConfigLoader
             {
                 throw new InvalidDataException($"Model config '{source}': head_dim {d.EffectiveHeadDim} must be even for RoPE.");
             }
+
+            Number(d.RmsNormEps, "rms_norm_eps", 0, minExclusive: true, max: ModelConfigLimits.MaxNormEpsilon);
+            Number(d.RopeTheta, "rope_theta", 0, minExclusive: true, max: ModelConfigLimits.MaxRopeTheta);
+            Number(d.InitializerRange, "initializer_range", 0, minExclusive: false);
+            Number(d.AttentionDropout, "attention_dropout", 0, minExclusive: false, max: 1);
+            var window = d switch
+            {
+                LlamaConfig l => l.SlidingWindow,
+                Qwen2Config { UseSlidingWindow: true } q => q.SlidingWindow,
+                _ => null,
+            };
+            if (window is { } w)
+            {
+                Size(w, "sliding_window", int.MaxValue);
+            }
+
+            if (d.RopeScaling is { } rs)
+            {
+                Number(rs.Factor, "rope_scaling.factor", 0, minExclusive: true);
+                if (rs.RopeType == "llama3")
+                {
+                    Number(rs.LowFreqFactor, "rope_scaling.low_freq_factor", 0, minExclusive: true);
+                    Number(rs.HighFreqFactor, "rope_scaling.high_freq_factor", 0, minExclusive: true);
+                    Size(rs.OriginalMaxPositionEmbeddings, "rope_scaling.original_max_position_embeddings", ModelConfigLimits.MaxPositionEmbeddings);
+                    if (rs.HighFreqFactor <= rs.LowFreqFactor)
+                    {
+                        throw new InvalidDataException($"Model config '{source}': rope_scaling.high_freq_factor {rs.HighFreqFactor} must exceed low_freq_factor {rs.LowFreqFactor} (llama3 divides by their difference).");
+                    }
+                }
+            }
         }
+
+        // The sizes can each be plausible and still multiply into more parameters than any machine holds.
+        var parameters = EstimateParameters(c);
+        if (parameters > ModelConfigLimits.MaxParameters)
+        {
+            throw new InvalidDataException($"Model config '{source}': the sizes give about {parameters:E2} parameters, over the limit of {ModelConfigLimits.MaxParameters:E2} (ModelConfigLimits.MaxParameters).");
+        }
+    }
+
+    /// <summary>A parameter count from the sizes (embeddings, attention, MLP, head), in double so it cannot overflow.</summary>
+    private static double EstimateParameters(CausalLMConfig c)
+    {
+        double h = c.HiddenSize, layers = c.NumHiddenLayers, vocab = c.VocabSize;
+        double perLayer, extra = 0;
+        switch (c)
+        {
+            case Gpt2Config g:
+                perLayer = (4 * h * h) + (2 * h * (g.InnerSize ?? 4 * c.HiddenSize));
+                extra = (double)g.MaxPositionEmbeddings * h;
+                break;
+            case RopeDecoderConfig d:
+                double q = (double)d.NumAttentionHeads * d.EffectiveHeadDim, kv = (double)d.EffectiveNumKeyValueHeads * d.EffectiveHeadDim;
+                perLayer = (2 * h * q) + (2 * h * kv) + (3 * h * d.IntermediateSize);
+                break;
+            default:
+                perLayer = 12 * h * h;
+                break;
+        }
+
+        return (layers * perLayer) + (2 * vocab * h) + extra;
     }
 
     /// <summary>Typed key access with errors naming the file and key.</summary>
@@ -402,8 +494,8 @@ public static class ModelConfigLoader
         public double Double(string key, double fallback) => o[key] switch
         {
             null => fallback,
-            JsonValue v when v.GetValueKind() == JsonValueKind.Number => v.GetValue<double>(),
-            var x => throw Bad(key, "a number", x),
+            JsonValue v when v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<double>(out var d) && double.IsFinite(d) => d,
+            var x => throw Bad(key, "a finite number", x),
         };
 
         public int Int(string key, int fallback) => NullableInt(key, fallback) ?? fallback;
@@ -468,6 +560,6 @@ public static class ModelConfigLoader
         }
 
         private InvalidDataException Bad(string key, string expected, JsonNode? found) =>
-            new($"Model config '{source}': key '{key}' must be {expected}, found {found?.ToJsonString() ?? "null"}.");
+            new($"Model config '{source}': key '{key}' must be {expected}, found {InputFile.Bound(found?.ToJsonString())}.");
     }
 }

@@ -23,4 +23,7 @@ public static class CheckpointLayout
 
     /// <summary>Torch's generator state.</summary>
     public const string RngFile = "rng.bin";
+
+    /// <summary>Byte length and SHA-256 of every other file, written last (after every file was synced to disk); resume checks it.</summary>
+    public const string ManifestFile = "manifest.json";
 }

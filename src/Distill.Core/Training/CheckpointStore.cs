@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
+using Distill.IO;
 using Microsoft.Extensions.Logging;
+using TorchSharp;
 
 namespace Distill.Training;
 
@@ -11,7 +13,13 @@ namespace Distill.Training;
 /// <remarks>
 /// A checkpoint folder <c>step-00000042/</c> holds <c>student/</c> (the <see cref="IModelCheckpointWriter"/>'s files),
 /// <c>optimizer.bin</c> (TorchSharp optimizer state), <c>objective.bin</c>, <c>master_weights.bin</c> (bf16 runs), <c>rng.bin</c>,
-/// <c>trainer_state.json</c> and <c>training_options.json</c>. A folder without <c>trainer_state.json</c> is not a checkpoint.
+/// <c>trainer_state.json</c>, <c>training_options.json</c> and <c>manifest.json</c>. A folder without <c>trainer_state.json</c> is
+/// not a checkpoint.
+/// <para>Power-loss durability: before the rename, every floating-point weight is checked finite (a diverged run raises
+/// <see cref="NonFiniteCheckpointException"/> instead of writing NaN weights), every file is synced to disk, hashed into
+/// <c>manifest.json</c> (synced too) and the folders are synced; after the rename the parent folder is synced. Resuming from
+/// <c>latest</c> verifies the manifest and falls back to the newest intact checkpoint with a warning naming the damaged one;
+/// the keep policy never deletes the newest intact, finite checkpoint.</para>
 /// </remarks>
 internal sealed class CheckpointStore(string root, ILogger logger)
 {
@@ -29,8 +37,13 @@ internal sealed class CheckpointStore(string root, ILogger logger)
 
     public static string FolderName(int step) => Prefix + step.ToString("D8", CultureInfo.InvariantCulture);
 
-    /// <summary>Writes a checkpoint for <paramref name="step"/> atomically; <paramref name="writeParts"/> fills the temporary folder.</summary>
+    /// <summary>
+    /// Writes a checkpoint for <paramref name="step"/> atomically and durably; <paramref name="writeParts"/> fills the temporary
+    /// folder. The weights are checked finite, every file is synced and hashed into <c>manifest.json</c>, then the folder is
+    /// renamed into place and its parent synced.
+    /// </summary>
     /// <returns>The final folder.</returns>
+    /// <exception cref="NonFiniteCheckpointException">A weight holds NaN or infinity; nothing is written (the message names the tensor and step).</exception>
     public string Save(int step, Action<string> writeParts)
     {
         Directory.CreateDirectory(Root);
@@ -45,6 +58,9 @@ internal sealed class CheckpointStore(string root, ILogger logger)
                 throw new InvalidOperationException($"Checkpoint writer left no {StateFile} in '{temp}'.");
             }
 
+            EnsureFinite(temp, step);
+            CheckpointManifest.Write(temp, step, weightsFinite: true);
+
             if (Directory.Exists(final))
             {
                 // Same step saved twice (e.g. an epoch end that is also a save step): replace, still without a moment where
@@ -58,6 +74,8 @@ internal sealed class CheckpointStore(string root, ILogger logger)
             {
                 Directory.Move(temp, final);
             }
+
+            FileSync.Directory(Root);
         }
         catch
         {
@@ -86,7 +104,18 @@ internal sealed class CheckpointStore(string root, ILogger logger)
                 continue;
             }
 
-            result.Add((step, dir, ReadState(dir)));
+            TrainerState state;
+            try
+            {
+                state = ReadState(dir);
+            }
+            catch (InvalidDataException e)
+            {
+                CheckpointLog.CheckpointDamaged(logger, dir, e.Message);
+                continue;
+            }
+
+            result.Add((step, dir, state));
         }
 
         result.Sort((a, b) => a.Item1.CompareTo(b.Item1));
@@ -113,6 +142,14 @@ internal sealed class CheckpointStore(string root, ILogger logger)
     {
         var all = List();
         var keep = new HashSet<string>(all.TakeLast(keepLast).Select(c => c.Path), StringComparer.Ordinal);
+
+        // Whatever the policy, the newest checkpoint that is intact and whose weights were checked finite survives: it is
+        // what a resume falls back to.
+        var lastGood = all.LastOrDefault(c => CheckpointManifest.Verify(c.Path, hashes: false) is null && CheckpointManifest.Read(c.Path)?.WeightsFinite == true);
+        if (lastGood.Path is not null)
+        {
+            keep.Add(lastGood.Path);
+        }
         var ranked = all.Where(c => c.State.BestMetricValue is double v && !double.IsNaN(v))
             .OrderBy(c => greaterIsBetter ? -c.State.BestMetricValue!.Value : c.State.BestMetricValue!.Value)
             .ThenBy(c => c.Step)
@@ -131,19 +168,125 @@ internal sealed class CheckpointStore(string root, ILogger logger)
         return ranked.Count > 0 && keepBest > 0 ? (ranked[0].Path, ranked[0].State.BestMetricValue!.Value) : null;
     }
 
-    /// <summary>Resolves <c>latest</c> (the newest checkpoint under <see cref="Root"/>) or a checkpoint folder path.</summary>
+    /// <summary>
+    /// Resolves <c>latest</c> (the newest intact checkpoint under <see cref="Root"/>) or a checkpoint folder path. Each candidate
+    /// is verified against its <c>manifest.json</c> (lengths and SHA-256); for <c>latest</c> a damaged checkpoint is skipped with
+    /// a warning naming it and the next older one is tried. Folders written before manifests existed are accepted when their
+    /// trainer state reads.
+    /// </summary>
     /// <exception cref="DirectoryNotFoundException">Nothing to resume from; the message names the folder.</exception>
+    /// <exception cref="InvalidDataException">An explicitly named checkpoint is damaged, or every checkpoint is; the message names the damage.</exception>
     public string Resolve(string resumeFrom)
     {
         if (string.Equals(resumeFrom, "latest", StringComparison.OrdinalIgnoreCase))
         {
             var all = List();
-            return all.Count > 0 ? all[^1].Path : throw new DirectoryNotFoundException($"No checkpoint to resume from in '{Root}'.");
+            if (all.Count == 0)
+            {
+                throw new DirectoryNotFoundException($"No checkpoint to resume from in '{Root}'.");
+            }
+
+            var damaged = new List<string>();
+            for (var i = all.Count - 1; i >= 0; i--)
+            {
+                var problem = Inspect(all[i].Path);
+                if (problem is null)
+                {
+                    if (damaged.Count > 0)
+                    {
+                        CheckpointLog.FellBack(logger, all[i].Path, damaged.Count);
+                    }
+
+                    return all[i].Path;
+                }
+
+                damaged.Add(problem);
+                CheckpointLog.CheckpointDamaged(logger, all[i].Path, problem);
+            }
+
+            throw new InvalidDataException($"Every checkpoint in '{Root}' is damaged: {string.Join("; ", damaged)}.");
         }
 
-        return File.Exists(Path.Combine(resumeFrom, StateFile))
-            ? resumeFrom
-            : throw new DirectoryNotFoundException($"'{resumeFrom}' is not a checkpoint folder (it has no {StateFile}).");
+        if (!File.Exists(Path.Combine(resumeFrom, StateFile)))
+        {
+            throw new DirectoryNotFoundException($"'{resumeFrom}' is not a checkpoint folder (it has no {StateFile}).");
+        }
+
+        return Inspect(resumeFrom) is { } reason
+            ? throw new InvalidDataException($"Checkpoint '{resumeFrom}' is damaged: {reason}.")
+            : resumeFrom;
+    }
+
+    /// <summary>Verifies a checkpoint folder before resuming from it.</summary>
+    /// <returns><see langword="null"/> when intact; else what is wrong, naming the file.</returns>
+    public static string? Inspect(string checkpoint)
+    {
+        if (File.Exists(Path.Combine(checkpoint, CheckpointLayout.ManifestFile)))
+        {
+            if (CheckpointManifest.Verify(checkpoint, hashes: true) is { } problem)
+            {
+                return problem;
+            }
+        }
+
+        try
+        {
+            _ = ReadState(checkpoint);
+            return null;
+        }
+        catch (InvalidDataException e)
+        {
+            return e.Message;
+        }
+    }
+
+    /// <summary>
+    /// Throws <see cref="NonFiniteCheckpointException"/> when a floating-point tensor of a weight file under <paramref name="folder"/>
+    /// (safetensors files and Distill named-tensor files other than the RNG state) holds NaN or infinity.
+    /// </summary>
+    /// <param name="folder">A checkpoint folder (or its temporary twin).</param>
+    /// <param name="step">The step, for the message.</param>
+    public static void EnsureFinite(string folder, int step)
+    {
+        foreach (var file in Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            var relative = Path.GetRelativePath(folder, file).Replace(Path.DirectorySeparatorChar, '/');
+            if (file.EndsWith(".safetensors", StringComparison.Ordinal))
+            {
+                using var st = SafeTensorsFile.Open(file);
+                foreach (var info in st.Tensors.Values.Where(i => SafeTensorsFile.IsFloat(i.ScalarType)))
+                {
+                    using var scope = torch.NewDisposeScope();
+                    CheckFinite(st.Read(info.Name), info.Name, relative, step);
+                }
+            }
+            else if (relative != RngFile && file.EndsWith(".bin", StringComparison.Ordinal) && NamedTensorFile.HasMagic(file))
+            {
+                NamedTensorFile.ForEach(file, (name, tensor) =>
+                {
+                    using (tensor)
+                    {
+                        CheckFinite(tensor, name, relative, step);
+                    }
+                });
+            }
+        }
+    }
+
+    private static void CheckFinite(torch.Tensor t, string name, string relative, int step)
+    {
+        if (!t.is_floating_point() || t.NumberOfElements == 0)
+        {
+            return;
+        }
+
+        using var finite = t.isfinite();
+        using var all = finite.all();
+        if (!all.item<bool>())
+        {
+            using var bad = finite.logical_not().sum();
+            throw new NonFiniteCheckpointException(step, relative, name, bad.item<long>(), t.NumberOfElements);
+        }
     }
 
     public static TrainerState ReadState(string checkpoint)

@@ -33,9 +33,50 @@ internal static class NamedTensorFile
     }
 
     /// <summary>Reads every tensor of <paramref name="path"/> (on CPU); the caller owns them.</summary>
-    /// <exception cref="InvalidDataException">The file is not a named-tensor file or is truncated; the message names the file.</exception>
+    /// <exception cref="InvalidDataException">The file is not a named-tensor file, is truncated or corrupt; the message names the file.</exception>
     public static Dictionary<string, Tensor> Read(string path)
     {
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        try
+        {
+            ForEach(path, (name, tensor) => result[name] = tensor);
+        }
+        catch
+        {
+            foreach (var t in result.Values)
+            {
+                t.Dispose();
+            }
+
+            throw;
+        }
+
+        return result;
+    }
+
+    /// <summary>True when <paramref name="path"/> starts with the named-tensor magic.</summary>
+    public static bool HasMagic(string path)
+    {
+        try
+        {
+            using var stream = File.OpenRead(path);
+            using var reader = new BinaryReader(stream, Encoding.UTF8);
+            return stream.Length > Magic.Length && reader.ReadByte() == Magic.Length && new string(reader.ReadChars(Magic.Length)) == Magic;
+        }
+        catch (Exception e) when (e is IOException or ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Streams the tensors of <paramref name="path"/> one at a time (on CPU) to <paramref name="visit"/>, which owns each
+    /// tensor; at most one tensor is in memory at a time unless the visitor keeps them.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not a named-tensor file, is truncated or corrupt; the message names the file.</exception>
+    public static void ForEach(string path, Action<string, Tensor> visit)
+    {
+        ArgumentNullException.ThrowIfNull(visit);
         if (!File.Exists(path))
         {
             throw new FileNotFoundException($"Checkpoint file '{path}' does not exist.", path);
@@ -43,35 +84,43 @@ internal static class NamedTensorFile
 
         using var stream = File.OpenRead(path);
         using var reader = new BinaryReader(stream, Encoding.UTF8);
-        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var read = 0;
         try
         {
             var magic = reader.ReadString();
             var version = reader.ReadInt32();
             if (magic != Magic || version != Version)
             {
-                throw new InvalidDataException($"'{path}' is not a Distill named-tensor file (magic '{magic}', version {version}; expected '{Magic}', {Version}).");
+                throw new InvalidDataException($"'{path}' is not a Distill named-tensor file (magic '{Bounded(magic)}', version {version}; expected '{Magic}', {Version}).");
             }
 
             var count = reader.ReadInt32();
+            if (count < 0)
+            {
+                throw new InvalidDataException($"'{path}' is corrupt: negative tensor count {count}.");
+            }
+
             for (var i = 0; i < count; i++)
             {
                 var name = reader.ReadString();
-                result[name] = TensorExtensionMethods.Load(reader);
+                var tensor = TensorExtensionMethods.Load(reader);
+                read++;
+                visit(name, tensor);
             }
         }
         catch (EndOfStreamException e)
         {
-            foreach (var t in result.Values)
-            {
-                t.Dispose();
-            }
-
-            throw new InvalidDataException($"'{path}' is truncated ({result.Count} tensors read).", e);
+            throw new InvalidDataException($"'{path}' is truncated ({read} tensors read).", e);
         }
-
-        return result;
+        catch (Exception e) when (e is not InvalidDataException and not OutOfMemoryException && IsFormatError(e))
+        {
+            throw new InvalidDataException($"'{path}' is corrupt after {read} tensors ({e.GetType().Name}: {Bounded(e.Message)}).", e);
+        }
     }
+
+    private static bool IsFormatError(Exception e) => e is IOException or ArgumentException or FormatException or OverflowException or NotImplementedException or System.Runtime.InteropServices.ExternalException or IndexOutOfRangeException;
+
+    private static string Bounded(string s) => s.Length <= 200 ? s : s[..200] + "…";
 
     /// <summary>
     /// Copies the tensors of <paramref name="path"/> into <paramref name="targets"/> in place (same names, same shapes; dtype is

@@ -1,4 +1,5 @@
 using System.Text;
+using Distill.IO;
 using System.Text.Json;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -10,17 +11,24 @@ namespace Distill.Training;
 /// <c>epoch</c>, then the values) and, optionally, to TensorBoard event files under <c>tensorboard/</c> with tags
 /// <c>train/…</c> and <c>eval/…</c>.
 /// </summary>
+/// <remarks>
+/// A resumed run appends to the same file. On its first write, records whose step is at or after that write's step come from
+/// the interrupted run (steps done after its last checkpoint, which the resumed run repeats) and are removed, as is a torn
+/// last line; the file is rewritten atomically and a <c>{"kind": "resume", "step": s, "dropped": n}</c> marker is appended,
+/// so every step appears once per kind.
+/// </remarks>
 internal sealed class TrainingMetricsWriter : IDisposable
 {
     public const string JsonlFile = "metrics.jsonl";
     public const string TensorBoardFolder = "tensorboard";
-    private readonly StreamWriter jsonl;
+    private readonly string path;
     private readonly SummaryWriter? tensorBoard;
+    private StreamWriter? jsonl;
 
     public TrainingMetricsWriter(string outputDirectory, bool tensorBoard)
     {
         Directory.CreateDirectory(outputDirectory);
-        jsonl = new StreamWriter(new FileStream(Path.Combine(outputDirectory, JsonlFile), FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
+        path = Path.Combine(outputDirectory, JsonlFile);
         if (tensorBoard)
         {
             this.tensorBoard = torch.utils.tensorboard.SummaryWriter(Path.Combine(outputDirectory, TensorBoardFolder));
@@ -29,6 +37,7 @@ internal sealed class TrainingMetricsWriter : IDisposable
 
     public void Write(string kind, int step, int epoch, IEnumerable<KeyValuePair<string, double>> values)
     {
+        jsonl ??= Open(step);
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
         {
@@ -60,5 +69,66 @@ internal sealed class TrainingMetricsWriter : IDisposable
 
     public string? TensorBoardDirectory => tensorBoard?.LogDir;
 
-    public void Dispose() => jsonl.Dispose();
+    public void Dispose() => jsonl?.Dispose();
+
+    /// <summary>Opens the file for appending, first removing the records of an interrupted run at or after <paramref name="firstStep"/>.</summary>
+    private StreamWriter Open(int firstStep)
+    {
+        var utf8 = new UTF8Encoding(false);
+        string? marker = null;
+        if (File.Exists(path) && new FileInfo(path).Length > 0)
+        {
+            var text = File.ReadAllText(path, utf8);
+            var lines = text.Split('\n');
+            var kept = new StringBuilder(text.Length);
+            var dropped = 0;
+            for (var i = 0; i < lines.Length; i++)
+            {
+                var line = lines[i];
+                var last = i == lines.Length - 1;
+                if (line.Length == 0)
+                {
+                    continue;
+                }
+
+                // A last line without its newline was torn by the crash.
+                if (!last && StepOf(line) is { } s && s < firstStep)
+                {
+                    kept.Append(line).Append('\n');
+                }
+                else
+                {
+                    dropped++;
+                }
+            }
+
+            if (dropped > 0)
+            {
+                AtomicFile.WriteAllText(path, kept.ToString());
+            }
+
+            marker = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{{\"kind\":\"resume\",\"step\":{firstStep},\"dropped\":{dropped},\"time\":\"{DateTime.UtcNow:O}\"}}");
+        }
+
+        var writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read), utf8);
+        if (marker is not null)
+        {
+            writer.WriteLine(marker);
+        }
+
+        return writer;
+    }
+
+    private static int? StepOf(string line)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(line);
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("step", out var s) && s.TryGetInt32(out var step) ? step : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
 }

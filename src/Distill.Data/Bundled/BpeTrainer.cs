@@ -1,7 +1,6 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 
 namespace Distill.Data;
 
@@ -18,7 +17,7 @@ internal static class BpeTrainer
     /// <summary>Trains merges on <paramref name="texts"/>; returns the vocabulary (bytes first, then merged tokens in merge order) and the merges.</summary>
     public static (List<string> Tokens, List<(string Left, string Right)> Merges) Train(IEnumerable<string> texts, int vocabSize, int specialCount)
     {
-        var pre = new PreTokenizerPipeline([new SplitStage(new Regex(PreTokenizerPipeline.Gpt2Pattern, RegexOptions.CultureInvariant), SplitBehavior.Isolated)]);
+        var pre = new PreTokenizerPipeline([new SplitStage(TokenizerRegex.Create(PreTokenizerPipeline.Gpt2Pattern), SplitBehavior.Isolated)]);
         var counts = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var text in texts)
         {

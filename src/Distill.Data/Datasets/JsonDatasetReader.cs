@@ -8,6 +8,12 @@ namespace Distill.Data;
 /// examples. Malformed rows raise <see cref="InvalidDataException"/> naming the file and the line (JSONL) or the element
 /// index (JSON array).
 /// </summary>
+/// <remarks>
+/// Before any work: the path must be a regular file (symbolic links are followed; FIFOs and devices are rejected), and an
+/// empty or whitespace-only file, or one with no rows, is an error naming it. Records are streamed with a bounded length
+/// (<see cref="JsonReadOptions.MaxRecordBytes"/>); invalid UTF-8 is an error naming the file and line unless
+/// <see cref="JsonReadOptions.ReplaceInvalidUtf8"/> is set.
+/// </remarks>
 public static class JsonDatasetReader
 {
     /// <summary>
@@ -15,10 +21,11 @@ public static class JsonDatasetReader
     /// <c>response</c> (a string, or a list whose first element is used); an optional <c>task</c>.
     /// </summary>
     /// <param name="path">A .jsonl or .json file.</param>
+    /// <param name="options">Limits and UTF-8 handling; <see langword="null"/> = <see cref="JsonReadOptions.Default"/>.</param>
     /// <returns>The examples, streamed.</returns>
-    public static IEnumerable<InstructionExample> ReadInstructions(string path)
+    public static IEnumerable<InstructionExample> ReadInstructions(string path, JsonReadOptions? options = null)
     {
-        foreach (var row in ReadRows(path))
+        foreach (var row in ReadRows(path, options))
         {
             yield return ParseInstruction(row);
         }
@@ -31,10 +38,11 @@ public static class JsonDatasetReader
     /// </summary>
     /// <param name="path">A .jsonl or .json file.</param>
     /// <param name="template">The template for instruction rows; null makes instruction rows an error.</param>
+    /// <param name="options">Limits and UTF-8 handling; <see langword="null"/> = <see cref="JsonReadOptions.Default"/>.</param>
     /// <returns>The examples, streamed.</returns>
-    public static IEnumerable<TextExample> ReadTextExamples(string path, InstructionTemplate? template = null)
+    public static IEnumerable<TextExample> ReadTextExamples(string path, InstructionTemplate? template = null, JsonReadOptions? options = null)
     {
-        foreach (var row in ReadRows(path))
+        foreach (var row in ReadRows(path, options))
         {
             if (row.Element.TryGetProperty("prompt", out var prompt))
             {
@@ -69,10 +77,11 @@ public static class JsonDatasetReader
     /// (<c>{"text": [...], "answer_start": [...]}</c>) or a single <c>answer</c> string.
     /// </summary>
     /// <param name="path">A .jsonl or .json file.</param>
+    /// <param name="options">Limits and UTF-8 handling; <see langword="null"/> = <see cref="JsonReadOptions.Default"/>.</param>
     /// <returns>The examples, streamed.</returns>
-    public static IEnumerable<QaExample> ReadQa(string path)
+    public static IEnumerable<QaExample> ReadQa(string path, JsonReadOptions? options = null)
     {
-        foreach (var row in ReadRows(path))
+        foreach (var row in ReadRows(path, options))
         {
             var context = RequiredString(row, "context");
             var question = RequiredString(row, "question");
@@ -103,10 +112,11 @@ public static class JsonDatasetReader
 
     /// <summary>Reads GSM8K-style rows: <c>question</c> and <c>answer</c>, whose final answer follows the last <c>####</c>.</summary>
     /// <param name="path">A .jsonl or .json file.</param>
+    /// <param name="options">Limits and UTF-8 handling; <see langword="null"/> = <see cref="JsonReadOptions.Default"/>.</param>
     /// <returns>The examples, streamed.</returns>
-    public static IEnumerable<MathExample> ReadMath(string path)
+    public static IEnumerable<MathExample> ReadMath(string path, JsonReadOptions? options = null)
     {
-        foreach (var row in ReadRows(path))
+        foreach (var row in ReadRows(path, options))
         {
             var question = RequiredString(row, "question");
             var answer = RequiredString(row, "answer");
@@ -126,7 +136,7 @@ public static class JsonDatasetReader
     }
 
     /// <summary>Streams the objects of a JSONL file (blank lines skipped) or of a JSON array file.</summary>
-    internal static IEnumerable<Row> ReadRows(string path)
+    internal static IEnumerable<Row> ReadRows(string path, JsonReadOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path))
@@ -134,31 +144,74 @@ public static class JsonDatasetReader
             throw new FileNotFoundException($"Dataset file '{path}' does not exist.", path);
         }
 
-        return ReadRows(() => File.OpenRead(path), path);
-    }
-
-    internal static IEnumerable<Row> ReadRows(Func<Stream> open, string source)
-    {
-        using var stream = open();
-        using var reader = new StreamReader(stream);
-        var first = SkipWhitespacePeek(reader);
-        if (first == '[')
+        // Follows links; rejects empty files, FIFOs and devices before reading.
+        try
         {
-            foreach (var row in ReadArray(open, source))
-            {
-                yield return row;
-            }
-
-            yield break;
+            Distill.IO.InputFile.RequireRegularFile(path);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"Dataset file {e.Message}", e);
         }
 
-        var lineNumber = 0;
-        while (reader.ReadLine() is { } line)
+        return ReadRows(() => File.OpenRead(path), path, options);
+    }
+
+    internal static IEnumerable<Row> ReadRows(Func<Stream> open, string source, JsonReadOptions? options = null)
+    {
+        options ??= JsonReadOptions.Default;
+        if (options.MaxRecordBytes <= 0)
         {
-            lineNumber++;
-            if (string.IsNullOrWhiteSpace(line))
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxRecordBytes, $"{nameof(JsonReadOptions.MaxRecordBytes)} must be positive.");
+        }
+
+        var rows = 0;
+        bool isArray;
+        using (var probe = open())
+        {
+            isArray = FirstContentByte(probe) == '[';
+        }
+
+        var inner = isArray ? ReadArray(open, source, options.MaxRecordBytes) : ReadLines(open, source, options);
+        foreach (var row in inner)
+        {
+            rows++;
+            yield return row;
+        }
+
+        if (rows == 0)
+        {
+            throw new InvalidDataException($"Dataset file '{source}' has no examples (it is empty, whitespace only{(isArray ? " or an empty JSON array" : string.Empty)}).");
+        }
+    }
+
+    private static IEnumerable<Row> ReadLines(Func<Stream> open, string source, JsonReadOptions options)
+    {
+        using var stream = open();
+        var replaced = 0;
+        var replacedLines = 0;
+        var firstReplacedLine = 0;
+        foreach (var (bytes, length, lineNumber) in RecordReader.Lines(stream, source, options.MaxRecordBytes))
+        {
+            var line = bytes.AsMemory(0, length);
+            if (IsBlank(line.Span))
             {
                 continue;
+            }
+
+            if (!System.Text.Unicode.Utf8.IsValid(line.Span))
+            {
+                if (!options.ReplaceInvalidUtf8)
+                {
+                    throw new InvalidDataException(
+                        $"{source}:{lineNumber}: invalid UTF-8 at byte {RecordReader.FirstInvalidUtf8(line.Span)} of the line (set {nameof(JsonReadOptions)}.{nameof(JsonReadOptions.ReplaceInvalidUtf8)} to replace it with U+FFFD).");
+                }
+
+                var (fixedBytes, count) = RecordReader.ReplaceInvalidUtf8(line.Span);
+                line = fixedBytes;
+                replaced += count;
+                replacedLines++;
+                firstReplacedLine = firstReplacedLine == 0 ? lineNumber : firstReplacedLine;
             }
 
             JsonElement element;
@@ -169,7 +222,7 @@ public static class JsonDatasetReader
             }
             catch (JsonException ex)
             {
-                throw new InvalidDataException($"{source}:{lineNumber}: invalid JSON ({ex.Message}).", ex);
+                throw new InvalidDataException($"{source}:{lineNumber}: invalid JSON ({Distill.IO.InputFile.Bound(ex.Message)}).", ex);
             }
 
             if (element.ValueKind != JsonValueKind.Object)
@@ -179,12 +232,30 @@ public static class JsonDatasetReader
 
             yield return new Row(element, source, lineNumber.ToString(CultureInfo.InvariantCulture));
         }
+
+        if (replaced > 0 && options.Logger is { } logger)
+        {
+            Log.InvalidUtf8Replaced(logger, source, replaced, replacedLines, firstReplacedLine);
+        }
     }
 
-    // Streams the elements of a top-level JSON array (one element in memory at a time).
-    private static IEnumerable<Row> ReadArray(Func<Stream> open, string source)
+    private static bool IsBlank(ReadOnlySpan<byte> line)
     {
-        using var stream = open();
+        foreach (var b in line)
+        {
+            if (b is not ((byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\f' or (byte)'\v'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    // Streams the elements of a top-level JSON array (one element in memory at a time, each bounded).
+    private static IEnumerable<Row> ReadArray(Func<Stream> open, string source, int maxRecordBytes)
+    {
+        using var stream = new RecordReader.BoundedStream(open(), maxRecordBytes);
         using var elements = JsonSerializer.DeserializeAsyncEnumerable<JsonElement>(stream).ToBlockingEnumerable().GetEnumerator();
         var index = 0;
         while (true)
@@ -192,12 +263,17 @@ public static class JsonDatasetReader
             bool more;
             try
             {
+                stream.StartRecord();
                 more = elements.MoveNext();
             }
             catch (JsonException ex)
             {
                 var line = ex.LineNumber is long l ? (l + 1).ToString(CultureInfo.InvariantCulture) : "?";
-                throw new InvalidDataException($"{source}:{line}: invalid JSON at {ex.Path ?? "element " + index.ToString(CultureInfo.InvariantCulture)} ({ex.Message}).", ex);
+                throw new InvalidDataException($"{source}:{line}: invalid JSON at {ex.Path ?? "element " + index.ToString(CultureInfo.InvariantCulture)} ({Distill.IO.InputFile.Bound(ex.Message)}).", ex);
+            }
+            catch (RecordReader.RecordTooLongException)
+            {
+                throw new InvalidDataException($"{source}:[{index}]: element is longer than {maxRecordBytes} bytes (the limit, {nameof(JsonReadOptions)}.{nameof(JsonReadOptions.MaxRecordBytes)}).");
             }
 
             if (!more)
@@ -217,15 +293,33 @@ public static class JsonDatasetReader
         }
     }
 
-    private static int SkipWhitespacePeek(StreamReader reader)
+    private static int FirstContentByte(Stream stream)
     {
-        // Peek past leading whitespace without consuming a JSONL line's content.
-        while (reader.Peek() is var c && c >= 0 && char.IsWhiteSpace((char)c) && c != '\n')
+        var buffer = new byte[4096];
+        var first = true;
+        while (true)
         {
-            reader.Read();
-        }
+            var n = stream.Read(buffer);
+            if (n == 0)
+            {
+                return -1;
+            }
 
-        return reader.Peek();
+            var span = buffer.AsSpan(0, n);
+            if (first && span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
+            {
+                span = span[3..];
+            }
+
+            first = false;
+            foreach (var b in span)
+            {
+                if (b is not ((byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n'))
+                {
+                    return b;
+                }
+            }
+        }
     }
 
     private static InstructionExample ParseInstruction(Row row)

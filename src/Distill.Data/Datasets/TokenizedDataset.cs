@@ -26,7 +26,19 @@ public sealed class TokenizedDataset
         _student = studentTokens;
         _teacher = teacherTokens;
         SkippedCount = skipped;
+        StudentVocabSize = student.VocabSize;
+        TeacherVocabSize = teacher?.VocabSize;
     }
+
+    /// <summary>
+    /// Gets or sets the number of ids the student model embeds; <see cref="Collate"/> rejects a token (or pad) id outside
+    /// [0, this), naming the example and position. Defaults to the student tokenizer's <see cref="HfTokenizer.VocabSize"/>;
+    /// set it to the model's <c>vocab_size</c> when that is smaller.
+    /// </summary>
+    public int StudentVocabSize { get; set; }
+
+    /// <summary>Gets or sets the number of ids the teacher model embeds (cross-tokenizer datasets; see <see cref="StudentVocabSize"/>).</summary>
+    public int? TeacherVocabSize { get; set; }
 
     /// <summary>Gets the student's tokenizer.</summary>
     public HfTokenizer StudentTokenizer { get; }
@@ -135,6 +147,12 @@ public sealed class TokenizedDataset
             ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count, nameof(indices));
         }
 
+        CheckIds(indices, _student, PadId(StudentTokenizer), StudentVocabSize, "student");
+        if (_teacher is not null)
+        {
+            CheckIds(indices, _teacher, PadId(TeacherTokenizer!), TeacherVocabSize ?? TeacherTokenizer!.VocabSize, "teacher");
+        }
+
         using var scope = NewDisposeScope();
         var student = Pad([.. indices.Select(i => _student[i])], PadId(StudentTokenizer), paddingSide, padToLength);
         Tensors? teacher = null;
@@ -155,6 +173,29 @@ public sealed class TokenizedDataset
             TeacherPositionIds = teacher?.PositionIds.MoveToOuterDisposeScope(),
             Alignment = _teacher is null ? null : [.. indices.Select(i => (object)new ExampleAlignment(_student[i], _teacher[i], paddingSide == PaddingSide.Left ? student.Width - _student[i].InputLength : 0, paddingSide == PaddingSide.Left ? teacher!.Width - _teacher[i].InputLength : 0))],
         };
+    }
+
+    /// <summary>Every id of the rows (and the pad id) must be in [0, vocabSize): checked here, naming the example and position,
+    /// instead of failing inside the model's embedding lookup.</summary>
+    private void CheckIds(IReadOnlyList<int> indices, List<TokenizedExample> rows, long padId, int vocabSize, string side)
+    {
+        foreach (var index in indices)
+        {
+            var tokens = rows[index].Tokens;
+            for (var t = 0; t < tokens.Count; t++)
+            {
+                if (tokens[t] < 0 || tokens[t] >= vocabSize)
+                {
+                    throw new InvalidDataException(
+                        $"Example {index}: {side} token id {tokens[t]} at position {t} is outside the vocabulary [0, {vocabSize}) (text starts '{Distill.IO.InputFile.Bound(_examples[index].Prompt, 60)}').");
+                }
+            }
+        }
+
+        if (padId < 0 || padId >= vocabSize)
+        {
+            throw new InvalidDataException($"The {side} pad id {padId} is outside the vocabulary [0, {vocabSize}).");
+        }
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Distill.IO;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -156,7 +157,7 @@ public sealed class HfTokenizer
         var vocabPath = Path.Combine(directory, "vocab.json");
         var mergesPath = Path.Combine(directory, "merges.txt");
         HfTokenizer tokenizer;
-        TokenizerJsonDefinition? definition = File.Exists(jsonPath) ? TokenizerJsonReader.Parse(File.ReadAllText(jsonPath), jsonPath) : null;
+        TokenizerJsonDefinition? definition = File.Exists(jsonPath) ? TokenizerJsonReader.Parse(InputFile.ReadAllText(jsonPath), jsonPath) : null;
         if (definition is { IsByteLevel: true })
         {
             tokenizer = FromDefinition(definition, config, jsonPath);
@@ -229,7 +230,7 @@ public sealed class HfTokenizer
         int modelVocab;
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(configJsonPath));
+            using var doc = JsonDocument.Parse(InputFile.ReadAllText(configJsonPath));
             if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("vocab_size", out var v)
                 || v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out modelVocab))
             {
@@ -458,6 +459,7 @@ public sealed class HfTokenizer
         SentencePieceModel model;
         try
         {
+            InputFile.RequireRegularFile(path);
             using var stream = File.OpenRead(path);
             model = new SentencePieceModel(stream);
         }
@@ -498,7 +500,7 @@ public sealed class HfTokenizer
         Dictionary<string, int> vocab;
         try
         {
-            vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(vocabPath))
+            vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(InputFile.ReadAllText(vocabPath))
                 ?? throw new InvalidDataException($"{vocabPath}: empty vocabulary.");
         }
         catch (JsonException ex)
@@ -508,6 +510,7 @@ public sealed class HfTokenizer
 
         var merges = new List<string>();
         var lineNumber = 0;
+        InputFile.RequireRegularFile(mergesPath);
         foreach (var line in File.ReadLines(mergesPath))
         {
             lineNumber++;
@@ -518,13 +521,13 @@ public sealed class HfTokenizer
 
             if (line.Split(' ').Length != 2)
             {
-                throw new InvalidDataException($"{mergesPath}:{lineNumber}: expected 'left right', got '{line}'.");
+                throw new InvalidDataException($"{mergesPath}:{lineNumber}: expected 'left right', got '{InputFile.Bound(line)}'.");
             }
 
             merges.Add(line);
         }
 
-        var pre = new PreTokenizerPipeline([new SplitStage(new System.Text.RegularExpressions.Regex(PreTokenizerPipeline.Gpt2Pattern, System.Text.RegularExpressions.RegexOptions.CultureInvariant), SplitBehavior.Isolated)]);
+        var pre = new PreTokenizerPipeline([new SplitStage(TokenizerRegex.Create(PreTokenizerPipeline.Gpt2Pattern), SplitBehavior.Isolated)]);
         var model = new ByteLevelBpeModel(new Dictionary<string, int>(vocab, StringComparer.Ordinal), merges, pre, ignoreMerges: false, addPrefixSpace: false, TextNormalization.None);
 
         // GPT2Tokenizer's defaults: <|endoftext|> is bos, eos and unk.

@@ -22,8 +22,17 @@ internal enum SplitBehavior
     Contiguous,
 }
 
-/// <summary>One regex split stage of a pre-tokenizer.</summary>
-internal sealed record SplitStage(Regex Pattern, SplitBehavior Behavior);
+/// <summary>One regex split stage of a pre-tokenizer; <paramref name="Source"/> (the tokenizer file) is named when the regex times out.</summary>
+internal sealed record SplitStage(Regex Pattern, SplitBehavior Behavior, string Source = "built-in pattern");
+
+/// <summary>Creates the regexes of tokenizers: every one runs with <see cref="MatchTimeout"/>.</summary>
+internal static class TokenizerRegex
+{
+    /// <summary>The match timeout of every tokenizer regex (a pattern that backtracks catastrophically fails instead of hanging).</summary>
+    public static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(2);
+
+    public static Regex Create(string pattern) => new(pattern, RegexOptions.CultureInvariant, MatchTimeout);
+}
 
 /// <summary>
 /// A Hugging Face pre-tokenizer pipeline (<c>Sequence</c> of <c>Split</c>, <c>ByteLevel</c>, <c>Digits</c>,
@@ -74,12 +83,21 @@ internal sealed class PreTokenizerPipeline : PreTokenizer
     {
         // Collect matches as (start, end) relative to the piece; zero-length matches split nothing.
         var matches = new List<(int Start, int End)>();
-        foreach (var m in stage.Pattern.EnumerateMatches(piece))
+        try
         {
-            if (m.Length > 0)
+            foreach (var m in stage.Pattern.EnumerateMatches(piece))
             {
-                matches.Add((m.Index, m.Index + m.Length));
+                if (m.Length > 0)
+                {
+                    matches.Add((m.Index, m.Index + m.Length));
+                }
             }
+        }
+        catch (RegexMatchTimeoutException e)
+        {
+            throw new InvalidDataException(
+                $"{stage.Source}: the pre-tokenizer regex '{Distill.IO.InputFile.Bound(stage.Pattern.ToString())}' exceeded its match timeout of {stage.Pattern.MatchTimeout.TotalSeconds:0.#} s on a {piece.Length}-character piece (catastrophic backtracking); the pattern must be fixed.",
+                e);
         }
 
         if (matches.Count == 0)

@@ -26,13 +26,13 @@ internal sealed class TokenizerConfig
         var configPath = Path.Combine(directory, "tokenizer_config.json");
         if (File.Exists(configPath))
         {
-            config.Read(File.ReadAllText(configPath), configPath, readFlags: true);
+            config.Read(Distill.IO.InputFile.ReadAllText(configPath), configPath, readFlags: true);
         }
 
         var mapPath = Path.Combine(directory, "special_tokens_map.json");
         if (File.Exists(mapPath))
         {
-            config.Read(File.ReadAllText(mapPath), mapPath, readFlags: false);
+            config.Read(Distill.IO.InputFile.ReadAllText(mapPath), mapPath, readFlags: false);
         }
 
         return config;

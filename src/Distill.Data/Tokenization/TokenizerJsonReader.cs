@@ -84,11 +84,16 @@ internal static class TokenizerJsonReader
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true });
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, AllowDuplicateProperties = false });
         }
         catch (JsonException ex)
         {
-            throw new InvalidDataException($"{source}: not valid JSON ({ex.Message}).", ex);
+            if (Distill.IO.InputFile.FindRepeatedKey(json) is { } repeated)
+            {
+                throw new InvalidDataException($"{source}: key '{Distill.IO.InputFile.Bound(repeated.Key)}' appears twice in the same object (line {repeated.Line}).", ex);
+            }
+
+            throw new InvalidDataException($"{source}: not valid JSON ({Distill.IO.InputFile.Bound(ex.Message)}).", ex);
         }
 
         using (doc)
@@ -276,7 +281,7 @@ internal static class TokenizerJsonReader
                 addPrefixSpace |= Flag(pre, "add_prefix_space");
                 if (!pre.TryGetProperty("use_regex", out var useRegex) || useRegex.ValueKind != JsonValueKind.False)
                 {
-                    stages.Add(new SplitStage(new Regex(PreTokenizerPipeline.Gpt2Pattern, RegexOptions.CultureInvariant), SplitBehavior.Isolated));
+                    stages.Add(new SplitStage(TokenizerRegex.Create(PreTokenizerPipeline.Gpt2Pattern), SplitBehavior.Isolated));
                 }
 
                 break;
@@ -304,11 +309,11 @@ internal static class TokenizerJsonReader
                 Regex compiled;
                 try
                 {
-                    compiled = new Regex(regex, RegexOptions.CultureInvariant);
+                    compiled = TokenizerRegex.Create(regex);
                 }
                 catch (ArgumentException ex)
                 {
-                    throw new NotSupportedException($"{source}: the Split regex '{regex}' is not valid in .NET ({ex.Message}).", ex);
+                    throw new NotSupportedException($"{source}: the Split regex '{Distill.IO.InputFile.Bound(regex)}' is not valid in .NET ({ex.Message}).", ex);
                 }
 
                 var behavior = pre.TryGetProperty("behavior", out var b) ? b.GetString() : "Isolated";
@@ -319,22 +324,22 @@ internal static class TokenizerJsonReader
                     "MergedWithPrevious" => SplitBehavior.MergedWithPrevious,
                     "MergedWithNext" => SplitBehavior.MergedWithNext,
                     "Contiguous" => SplitBehavior.Contiguous,
-                    _ => throw new NotSupportedException($"{source}: Split behavior '{behavior}' is not supported."),
-                }));
+                    _ => throw new NotSupportedException($"{source}: Split behavior '{Distill.IO.InputFile.Bound(behavior)}' is not supported."),
+                }, source));
                 break;
             case "Digits":
                 // individual_digits: every digit alone; otherwise runs of digits stay together.
-                stages.Add(new SplitStage(new Regex(Flag(pre, "individual_digits") ? @"\p{N}" : @"\p{N}+", RegexOptions.CultureInvariant), SplitBehavior.Isolated));
+                stages.Add(new SplitStage(TokenizerRegex.Create(Flag(pre, "individual_digits") ? @"\p{N}" : @"\p{N}+"), SplitBehavior.Isolated));
                 break;
             case "Whitespace":
-                stages.Add(new SplitStage(new Regex(@"\w+|[^\w\s]+", RegexOptions.CultureInvariant), SplitBehavior.Isolated));
-                stages.Add(new SplitStage(new Regex(@"\s+", RegexOptions.CultureInvariant), SplitBehavior.Removed));
+                stages.Add(new SplitStage(TokenizerRegex.Create(@"\w+|[^\w\s]+"), SplitBehavior.Isolated));
+                stages.Add(new SplitStage(TokenizerRegex.Create(@"\s+"), SplitBehavior.Removed));
                 break;
             case "WhitespaceSplit":
-                stages.Add(new SplitStage(new Regex(@"\s+", RegexOptions.CultureInvariant), SplitBehavior.Removed));
+                stages.Add(new SplitStage(TokenizerRegex.Create(@"\s+"), SplitBehavior.Removed));
                 break;
             case "Punctuation":
-                stages.Add(new SplitStage(new Regex(@"\p{P}", RegexOptions.CultureInvariant), SplitBehavior.Isolated));
+                stages.Add(new SplitStage(TokenizerRegex.Create(@"\p{P}"), SplitBehavior.Isolated));
                 break;
             case "Metaspace":
                 nonByteLevel ??= "pre_tokenizer Metaspace (SentencePiece-style)";

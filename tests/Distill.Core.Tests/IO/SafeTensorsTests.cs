@@ -168,7 +168,7 @@ public class SafeTensorsTests
         { "not json", """{"a": {"dtype": """, 8, "not valid JSON" },
         { "array root", """[1,2]""", 8, "JSON object" },
         { "missing shape", """{"a":{"dtype":"F32","data_offsets":[0,8]}}""", 8, "'shape'" },
-        { "duplicate", """{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}""", 8, "twice" },
+        { "duplicate", """{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}""", 8, "'a' appears twice" },
         { "bad metadata", """{"__metadata__":{"x":1}}""", 0, "__metadata__" },
     };
 

@@ -112,7 +112,7 @@ public class CheckpointRoundTripTests
         var e = Assert.Throws<InvalidDataException>(() => AutoCausalLM.FromPretrained(tmp.Path));
         Assert.Contains("missing keys (1): model.norm.weight", e.Message, StringComparison.Ordinal);
         Assert.Contains("unexpected keys (1): model.layers.0.self_attn.extra.weight", e.Message, StringComparison.Ordinal);
-        Assert.Contains("model.layers.1.mlp.up_proj.weight: checkpoint [3, 3], model [48, 32]", e.Message, StringComparison.Ordinal);
+        Assert.Contains("model.layers.1.mlp.up_proj.weight in model.safetensors: checkpoint [3, 3], model [48, 32]", e.Message, StringComparison.Ordinal);
         Assert.Contains(tmp.Path, e.Message, StringComparison.Ordinal);
 
         // Non-strict loading accepts it (the rest of the weights are loaded).
