@@ -11,7 +11,7 @@ namespace Distill.Benchmarks;
 internal sealed record ModelBenchOptions(int Threads, int Warmup, int Repeats, int Layers, int Prompt, int NewTokens, int Batch, int Seq, long Seed, string? Out);
 
 /// <summary>
-/// Timing protocol of shared/bench/torch_ref/bench.py: fixed thread count, 1 warm-up, k timed calls, median; JSON with
+/// Timing protocol of benchmarks/torch_ref/bench.py: fixed thread count, 1 warm-up, k timed calls, median; JSON with
 /// "summary" keys, "config.threads", "host.cpu.model" and "torch.blas.kind".
 /// </summary>
 internal static class ForwardBenchmarkHarness
@@ -37,7 +37,7 @@ internal static class ForwardBenchmarkHarness
         var wall = Stopwatch.StartNew();
         foreach (var section in sections)
         {
-            var (name, detail) = (section.Method.DeclaringType!.Name, section(options, summary));
+            var (name, detail) = (section.Method.DeclaringType!.Name + (section.Method.Name == "Run" ? string.Empty : "." + section.Method.Name), section(options, summary));
             details[name] = detail;
         }
 
@@ -61,7 +61,7 @@ internal static class ForwardBenchmarkHarness
         Console.WriteLine(json);
         if (options.Out is not null)
         {
-            File.WriteAllText(options.Out, json + "\n");
+            Distill.IO.AtomicFile.WriteAllText(options.Out, json + "\n");
         }
     }
 

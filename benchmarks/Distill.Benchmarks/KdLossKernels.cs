@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Distill.Benchmarks;
 
 /// <summary>
-/// The two KD loss variants of /work/shared/bench/torch_ref (section <c>kd</c>), op for op: summed forward KL at T = 1 over
+/// The two KD loss variants of benchmarks/torch_ref/bench.py (section <c>kd</c>), op for op: summed forward KL at T = 1 over
 /// non-ignored rows of student logits h·Wᵀ against fixed teacher logits t, forward + backward.
 /// </summary>
 internal static class KdLossKernels

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Distill.Benchmarks;
 
 /// <summary>
-/// <c>kd</c> command: the C# side of /work/shared/bench/torch_ref (sections <c>calib</c> and <c>kd</c>), same shapes, same
+/// <c>kd</c> command: the C# side of benchmarks/torch_ref/bench.py (sections <c>calib</c> and <c>kd</c>), same shapes, same
 /// protocol (2 threads, 1 warm-up, k = 3 timed calls, median; peak RSS of the cold first call in a fresh child process per
 /// variant and shape via /proc/self/clear_refs + VmHWM), same <c>summary</c> keys, so <c>compare.py</c> pairs them.
 /// Intermediates are freed deterministically (a DisposeScope around each call).
@@ -30,6 +30,7 @@ internal static class KdReferenceBench
             {
                 ["cpu"] = new JsonObject { ["model"] = ProcStats.CpuModel(), ["logical_cpus"] = Environment.ProcessorCount },
                 ["mem_available_mb_at_start"] = ProcStats.MemAvailableMb(),
+                ["loadavg_at_start"] = ProcStats.LoadAverage(),
                 ["dotnet"] = Environment.Version.ToString(),
             },
             ["config"] = new JsonObject
@@ -52,7 +53,7 @@ internal static class KdReferenceBench
             ? new[] { ("mm_256_cube", 256L, 256L, 256L) }
             : new[] { ("mm_1024_cube", 1024L, 1024L, 1024L), ("gpt2_mlp_fc_512tok", 512L, 768L, 3072L), ("kd_chunk_lm_head_1024x1024x32000", 1024L, 1024L, 32000L), ("gpt2_decode_lm_head_1tok", 1L, 768L, 50257L) };
         Console.Error.WriteLine("[kd] calibration");
-        result["calibration"] = Calibration(gemms, extras: true);
+        result["calibration"] = opts.NoCalibration ? new JsonObject { ["gemm"] = new JsonArray(), ["skipped"] = "--no-calib" } : Calibration(gemms, extras: true);
 
         var grid = (opts.Quick ? "512x256x4000" : opts.Grid).Split(',', StringSplitOptions.RemoveEmptyEntries)
             .Select(x => x.Split('x').Select(long.Parse).ToArray()).ToList();
@@ -69,12 +70,13 @@ internal static class KdReferenceBench
 
         result["kd_loss"] = new JsonObject
         {
-            ["chunk"] = opts.Chunk, ["ignore_fraction"] = 0.1, ["temperature"] = 1.0,
+            ["chunk"] = opts.Chunk > 0 ? opts.Chunk : "auto (ChunkSizeRule: H/8 rows, 128..1024)", ["ignore_fraction"] = 0.1, ["temperature"] = 1.0,
             ["loss"] = "sum over non-ignored tokens of KL(p_t || p_s)", ["results"] = results,
             ["all_checks_pass"] = results.All(r => r?["check_vs_naive"] is null || r["check_vs_naive"]!["pass"]!.GetValue<bool>()),
         };
         Console.Error.WriteLine("[kd] calibration again at the end (drift check)");
-        result["calibration_end"] = Calibration(gemms.Length > 2 ? [gemms[0], gemms[2]] : gemms, extras: false);
+        result["calibration_end"] = opts.NoCalibration ? new JsonObject { ["gemm"] = new JsonArray(), ["skipped"] = "--no-calib" } : Calibration(gemms.Length > 2 ? [gemms[0], gemms[2]] : gemms, extras: false);
+        result["host"]!["loadavg_at_end"] = ProcStats.LoadAverage();
         result["summary"] = Summary(result);
         result["total_wall_s"] = total.Elapsed.TotalSeconds;
         var text = result.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
@@ -101,6 +103,7 @@ internal static class KdReferenceBench
         var threads = int.Parse(args[8], CultureInfo.InvariantCulture);
         NativeSetup.Ensure(threads);
         var (h, w, t, labels) = KdLossKernels.Inputs(n, hd, v, seed);
+        chunk = Distill.Losses.Kernels.ChunkSizeRule.Resolve(chunk > 0 ? chunk : null, v, hd);
         float Call(string which) => which == "naive" ? KdLossKernels.Naive(h, w, t, labels) : KdLossKernels.Chunked(h, w, t, labels, chunk);
 
         var outp = new JsonObject
@@ -115,6 +118,7 @@ internal static class KdReferenceBench
         GC.Collect();
         ProcStats.ResetPeak();
         var baseKb = ProcStats.StatusKb("VmRSS");
+        var coldAcct = new ProcStats.CpuAccount();
         var sw = Stopwatch.StartNew();
         var loss = Call(variant);
         var first = sw.Elapsed.TotalSeconds;
@@ -123,14 +127,20 @@ internal static class KdReferenceBench
         outp["peak_rss_increase_mb"] = (hwmKb - baseKb) / 1024.0;
         outp["first_call_s"] = first;
         outp["loss"] = loss;
-        // 2) k timed calls.
-        var acct = new ProcStats.CpuAccount();
+        // 2) k timed calls. --repeats 0 (memory first, for a busy host): the cold call is the only timing, reported as such.
+        var acct = repeats > 0 ? new ProcStats.CpuAccount() : coldAcct;
         var times = new List<double>();
         for (var i = 0; i < repeats; i++)
         {
             sw.Restart();
             Call(variant);
             times.Add(sw.Elapsed.TotalSeconds);
+        }
+
+        if (times.Count == 0)
+        {
+            times.Add(first);
+            outp["timing"] = "cold first call only (--repeats 0)";
         }
 
         outp["cpu_during_timed_calls"] = JsonSerializer.SerializeToNode(acct.Result());
@@ -308,16 +318,21 @@ internal static class KdReferenceBench
             var key = $"kd/{r["variant"]}/N{r["N"]}_H{r["H"]}_V{r["V"]}";
             s[key + "/time_s"] = r["median_s"]!.GetValue<double>();
             s[key + "/peak_rss_increase_mb"] = r["peak_rss_increase_mb"]!.GetValue<double>();
+            if (r["cpu_during_timed_calls"] is JsonNode cpu)
+            {
+                // CPU seconds per call: less sensitive to other load on the host than wall time.
+                s[key + "/cpu_s"] = (cpu["cpu_user_s"]!.GetValue<double>() + cpu["cpu_sys_s"]!.GetValue<double>()) / r["k"]!.GetValue<int>();
+            }
         }
 
         return s;
     }
 
-    private sealed record Options(string Grid, string[] Variants, int Chunk, int Repeats, int Threads, ulong Seed, bool Check, bool Quick, string? Out)
+    private sealed record Options(string Grid, string[] Variants, int Chunk, int Repeats, int Threads, ulong Seed, bool Check, bool Quick, string? Out, bool NoCalibration = false)
     {
         internal static Options Parse(string[] args)
         {
-            var o = new Options(DefaultGrid, ["naive", "chunked"], 1024, 3, 2, 0, true, false, null);
+            var o = new Options(DefaultGrid, ["naive", "chunked"], 0, 3, 2, 0, true, false, null);
             for (var i = 0; i < args.Length; i++)
             {
                 o = args[i] switch
@@ -329,9 +344,10 @@ internal static class KdReferenceBench
                     "--threads" => o with { Threads = int.Parse(args[++i], CultureInfo.InvariantCulture) },
                     "--seed" => o with { Seed = ulong.Parse(args[++i], CultureInfo.InvariantCulture) },
                     "--kd-no-check" => o with { Check = false },
+                    "--no-calib" => o with { NoCalibration = true },
                     "--quick" => o with { Quick = true, Repeats = 1 },
                     "--out" => o with { Out = args[++i] },
-                    _ => throw new ArgumentException($"kd: unknown argument '{args[i]}'. Flags: --kd-grid NxHxV,... --kd-variants naive,chunked --kd-chunk 1024 --repeats 3 --threads 2 --seed 0 --kd-no-check --quick --out FILE"),
+                    _ => throw new ArgumentException($"kd: unknown argument '{args[i]}'. Flags: --kd-grid NxHxV,... --kd-variants naive,chunked --kd-chunk ROWS (0 = automatic rule) --repeats 3 --threads 2 --seed 0 --kd-no-check --no-calib --quick --out FILE (--repeats 0: cold call only)"),
                 };
             }
 

@@ -3,10 +3,10 @@ using Distill.Benchmarks;
 using Distill.Runtime;
 
 // Distill benchmarks, dispatched by the first argument. The JSON sections print one object whose "summary" keys match
-// shared/bench/torch_ref/bench.py, so its compare.py pairs them:
+// benchmarks/torch_ref/bench.py (the PyTorch reference), so benchmarks/compare.py pairs them:
 //   kd [flags]                calibration + KD loss grid (naive vs chunked, time and child-process peak RSS)
 //   kd-worker ...             internal: one KD variant/shape in a fresh process
-//   gen|forward|train|models  GPT-2-small-shaped generation / forward / training step [--layers 12 --prompt 32 --new 64 --batch 4 --seq 128 --out FILE]
+//   gen|forward|train|models  GPT-2-small-shaped generation / forward / training step (naive and chunked objective) [--layers 12 --prompt 32 --new 64 --batch 4 --seq 128 --out FILE]
 //   bdn [BDN args]            BenchmarkDotNet (e.g. bdn --filter *KdLoss*)
 DistillRuntime.EnsureNativeRuntime();
 if (args.Length == 0)
@@ -34,10 +34,10 @@ switch (args[0])
                 ForwardBenchmarkHarness.Emit(options, ForwardBenchmark.Run);
                 break;
             case "train":
-                ForwardBenchmarkHarness.Emit(options, TrainBenchmark.Run);
+                ForwardBenchmarkHarness.Emit(options, TrainBenchmark.Run, TrainBenchmark.RunChunked);
                 break;
             default:
-                ForwardBenchmarkHarness.Emit(options, ForwardBenchmark.Run, GenerationBenchmark.Run, TrainBenchmark.Run);
+                ForwardBenchmarkHarness.Emit(options, ForwardBenchmark.Run, GenerationBenchmark.Run, TrainBenchmark.Run, TrainBenchmark.RunChunked);
                 break;
         }
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Distill.Losses.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -9,9 +10,19 @@ namespace Distill.Benchmarks;
 /// against a same-shape frozen teacher (seed + 2), batch 4 × 128 random ids with 51 positions ignored, forward KL at T = 1
 /// averaged over valid tokens, AdamW(lr 1e-4, β 0.9/0.999, eps 1e-8, weight decay 0.01).
 /// </summary>
+/// <remarks>
+/// <see cref="Run(ModelBenchOptions, JsonObject)"/> is the naive step (full [B·T, V] logits, as bench.py's <c>naive</c> objective); <see cref="RunChunked"/>
+/// is the same step with the chunked objective (<c>forward_kl_chunked</c> at α = 1, T = 1: the fused kernel over the
+/// student's last hidden states and tied lm_head, the teacher's logits formed chunk by chunk from its hidden states,
+/// automatic chunk size), key suffix <c>/chunked</c>.
+/// </remarks>
 internal static class TrainBenchmark
 {
-    internal static JsonObject Run(ModelBenchOptions o, JsonObject summary)
+    internal static JsonObject Run(ModelBenchOptions o, JsonObject summary) => Run(o, summary, chunked: false);
+
+    internal static JsonObject RunChunked(ModelBenchOptions o, JsonObject summary) => Run(o, summary, chunked: true);
+
+    private static JsonObject Run(ModelBenchOptions o, JsonObject summary, bool chunked)
     {
         using var student = ForwardBenchmarkHarness.Gpt2Small(o.Layers, o.Seed + 1);
         using var teacher = ForwardBenchmarkHarness.Gpt2Small(o.Layers, o.Seed + 2);
@@ -32,6 +43,8 @@ internal static class TrainBenchmark
         }
 
         var valid = tokens - (tokens / 10);
+        // Labels for the chunked kernel: only the −100 mask matters to forward KL (the ids themselves are not read).
+        using var labels = torch.zeros(tokens, ScalarType.Int64).masked_fill_(ignored, DistillationBatch.IgnoreIndex);
         using var optimizer = torch.optim.AdamW(student.parameters(), lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01);
         var losses = new List<float>();
 
@@ -39,6 +52,26 @@ internal static class TrainBenchmark
         {
             using var scope = torch.NewDisposeScope();
             optimizer.zero_grad();
+            if (chunked)
+            {
+                Tensor teacherHidden;
+                using (torch.no_grad())
+                {
+                    teacherHidden = teacher.Forward(new CausalLMInput { InputIds = ids, ComputeLogits = false, ReturnHiddenStates = true }).HiddenStates!;
+                }
+
+                var hidden = student.Forward(new CausalLMInput { InputIds = ids, ComputeLogits = false, ReturnHiddenStates = true }).HiddenStates!;
+                var rows = hidden.reshape(tokens, -1);
+                var source = new TeacherSource(null, teacherHidden.reshape(tokens, -1), teacher.LmHeadWeight);
+                var chunkRows = ChunkSizeRule.Resolve(null, student.LmHeadWeight.shape[0], student.LmHeadWeight.shape[1]);
+                var sum = FusedLinearDivergence.Apply(rows, student.LmHeadWeight, null, source, labels, new ForwardKlChunkDivergence(1.0, 1.0), chunkRows);
+                var chunkedLoss = sum / valid;
+                chunkedLoss.backward();
+                optimizer.step();
+                losses.Add(chunkedLoss.item<float>());
+                return;
+            }
+
             Tensor teacherLogits;
             using (torch.no_grad())
             {
@@ -56,7 +89,7 @@ internal static class TrainBenchmark
             losses.Add(loss.item<float>());
         }
 
-        var key = $"train/gpt2_L{o.Layers}_b{o.Batch}x{o.Seq}";
+        var key = $"train/gpt2_L{o.Layers}_b{o.Batch}x{o.Seq}" + (chunked ? "/chunked" : string.Empty);
         Console.Error.WriteLine($"[bench] {key}");
         var firstStart = System.Diagnostics.Stopwatch.StartNew();
         var firstPeak = ForwardBenchmarkHarness.PeakRssIncreaseMb(Step);
@@ -65,6 +98,7 @@ internal static class TrainBenchmark
         var median = ForwardBenchmarkHarness.Median(times);
         summary[$"{key}/time_s"] = median;
         summary[$"{key}/tokens_per_s"] = tokens / median;
+        summary[$"{key}/first_step_peak_rss_increase_mb"] = firstPeak;
         var detail = ForwardBenchmarkHarness.Stats(times);
         detail["first_step_s"] = first;
         detail["first_step_peak_rss_increase_mb"] = firstPeak;

@@ -27,10 +27,10 @@ public sealed class LossesOptions
     public bool CheckFinite { get; set; }
 
     /// <summary>Gets or sets the number of token rows per chunk of the fused lm_head + divergence kernels.</summary>
-    /// <value>The default is 1024 (Liger's and the reference benchmark's chunk).</value>
+    /// <value>The default is <see langword="null"/>: chosen from V and H under a working-set budget (H/8 rows, 128 to 1024; see docs/kernels.md).</value>
     /// <remarks>Peak memory of a chunked objective is about a few [ChunkSize, V] float32 tensors plus the lm_head gradient.</remarks>
     [Range(1, 1 << 24)]
-    public int ChunkSize { get; set; } = LossesDefaults.ChunkSize;
+    public int? ChunkSize { get; set; }
 
     /// <summary>Gets or sets a value indicating whether chunked objectives ask a local teacher for hidden states (teacher logits computed chunk by chunk from its lm_head) instead of full logits.</summary>
     /// <value>The default is <see langword="true"/>. Teacher logits are used when present either way.</value>
@@ -163,7 +163,6 @@ public sealed class GkdOptions
 /// <summary>Default values of <see cref="LossesOptions"/> and its sections.</summary>
 internal static class LossesDefaults
 {
-    public const int ChunkSize = 1024;
     public const double KdRate = 0.5;
     public const double DskdTemperature = 2.0;
     public const double SkewLambda = 0.1;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json.Nodes;
 
 namespace Distill.Benchmarks.Runtime;
 
@@ -35,6 +36,10 @@ internal static class ProcStats
 
         return "unknown";
     }
+
+    /// <summary>The 1, 5 and 15 minute load averages (/proc/loadavg), to record how busy the host was.</summary>
+    internal static JsonArray LoadAverage() =>
+        new([.. File.ReadAllText("/proc/loadavg").Split(' ').Take(3).Select(x => (JsonNode)double.Parse(x, CultureInfo.InvariantCulture))]);
 
     internal static long MemAvailableMb()
     {

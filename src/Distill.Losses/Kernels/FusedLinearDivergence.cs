@@ -12,7 +12,10 @@ internal sealed record TeacherSource(Tensor? Logits, Tensor? HiddenStates = null
     /// <summary>No teacher (teacher-free losses such as chunked CE).</summary>
     public static TeacherSource None { get; } = new(Logits: null);
 
-    /// <summary>Teacher logits [rows, V] for rows [start, start + length).</summary>
+    /// <summary>Gets a value indicating whether <see cref="Chunk"/> returns a fresh tensor (computed from hidden states) that the caller may overwrite.</summary>
+    internal bool ChunksAreFresh => Logits is null && HiddenStates is not null;
+
+    /// <summary>Teacher logits [rows, V] for rows [start, start + length): a view of the given logits, or a fresh [rows, V] tensor.</summary>
     internal Tensor? Chunk(long start, long length, long vocab)
     {
         if (Logits is not null)
@@ -32,14 +35,29 @@ internal sealed record TeacherSource(Tensor? Logits, Tensor? HiddenStates = null
 
 /// <summary>
 /// Fused lm_head projection + divergence over chunks of rows (Liger-style): for each chunk of <c>ChunkSize</c> rows the
-/// student logits h·Wᵀ (+ b) are formed, the chunk loss and its gradient w.r.t. those logits are computed, the logits are
-/// dropped, and the gradients w.r.t. h, W and b are accumulated. Only [ChunkSize, V] logits ever exist, for the student
-/// and for a teacher given as hidden states + lm_head. The backward returns the precomputed gradients (scaled by the
-/// incoming gradient), so the ordinary <c>loss.backward()</c> drives it.
+/// student logits h·Wᵀ (+ b) (+ the lm_head adapter's delta) are formed, the chunk loss and its gradient w.r.t. those logits
+/// are computed, the logits are dropped, and the gradients w.r.t. h, W, b and the adapter's parameters are accumulated. Only
+/// [ChunkSize, V] logits ever exist, for the student and for a teacher given as hidden states + lm_head. The backward hands
+/// the precomputed gradients over (scaled by the incoming gradient), so the ordinary <c>loss.backward()</c> drives it.
 /// </summary>
-/// <remarks>Device-agnostic (plain TorchSharp ops). Gradients are accumulated in float32 and cast to the parameter dtype.</remarks>
+/// <remarks>
+/// <para>Device-agnostic (plain TorchSharp ops). Gradients are accumulated in float32 and cast to the parameter dtype.</para>
+/// <para>
+/// Memory: the lm_head weight gradient [V, H] exists once. It is accumulated in one float32 buffer during forward, and when
+/// the weight is a leaf (a real parameter, tied or not) backward makes that buffer the parameter's <c>.grad</c> (or adds it
+/// in place to an existing <c>.grad</c>) instead of returning it to autograd, whose gradient accumulation would otherwise
+/// clone it while this wrapper still holds a handle. A non-leaf weight (a vocabulary slice) gets its gradient through
+/// autograd as usual. Consequence: <c>autograd.grad(loss, weight)</c> on a leaf weight sees no gradient; use <c>backward()</c>.
+/// </para>
+/// <para>
+/// Two-pass divergences (<see cref="ChunkDivergence.Prepare"/>, e.g. chunked ATKD whose batch-median split needs every
+/// row's statistic) get a first pass over the teacher's chunks before the loss pass.
+/// </para>
+/// </remarks>
 internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<FusedLinearDivergence>
 {
+    private const int FirstAdapterVariable = 5;
+
     /// <inheritdoc/>
     public override string Name => nameof(FusedLinearDivergence);
 
@@ -50,12 +68,16 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
     /// <param name="teacher">The teacher's logits source.</param>
     /// <param name="labels">[N] int64, aligned; −100 = ignored.</param>
     /// <param name="divergence">The chunk loss.</param>
-    /// <param name="chunkSize">Rows per chunk.</param>
+    /// <param name="chunkSize">Rows per chunk (see <see cref="ChunkSizeRule"/> for the automatic choice).</param>
     /// <param name="finiteCheck">When not null, called with each chunk's student logits and its first row index (NaN/inf reporting).</param>
-    /// <returns>A float32 scalar with a gradient to <paramref name="hidden"/>, <paramref name="weight"/> and <paramref name="bias"/>.</returns>
+    /// <param name="adapter">
+    /// An additive adapter on the lm_head (e.g. LoRA: the module returns the [c, V] delta for [c, H] hidden rows), or
+    /// <see langword="null"/>. Its trainable parameters get gradients like any kernel input (returned through autograd).
+    /// </param>
+    /// <returns>A float32 scalar with a gradient to <paramref name="hidden"/>, <paramref name="weight"/>, <paramref name="bias"/> and the adapter.</returns>
     internal static Tensor Apply(
         Tensor hidden, Tensor weight, Tensor? bias, TeacherSource teacher, Tensor labels, ChunkDivergence divergence, int chunkSize,
-        Action<Tensor, long>? finiteCheck = null)
+        Action<Tensor, long>? finiteCheck = null, LmHeadAdapter? adapter = null)
     {
         ArgumentNullException.ThrowIfNull(hidden);
         ArgumentNullException.ThrowIfNull(weight);
@@ -73,11 +95,22 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             throw new ArgumentException($"Fused kernel: labels must be [N] = [{hidden.shape[0]}], got [{string.Join(", ", labels.shape)}].");
         }
 
+        var adapterParameters = adapter?.Parameters.ToArray() ?? [];
+
         // Gradients are computed only when autograd will call backward (grad mode on and a differentiable input).
-        var withGrad = is_grad_enabled() && (hidden.requires_grad || weight.requires_grad || (bias?.requires_grad ?? false));
-        var args = new Arguments(teacher, divergence, chunkSize, finiteCheck, withGrad);
-        // Tensors are passed as variables (null for an absent bias); the configuration travels as one non-tensor argument.
-        return apply(hidden, weight, bias!, labels, args);
+        var withGrad = is_grad_enabled() &&
+            (hidden.requires_grad || weight.requires_grad || (bias?.requires_grad ?? false) || adapterParameters.Length > 0);
+        var args = new Arguments(teacher, divergence, chunkSize, finiteCheck, withGrad, adapter?.Module);
+        // Tensors are passed as variables (null for an absent bias); the configuration travels as one non-tensor argument;
+        // the adapter's trainable parameters follow as variables so that backward can return their gradients.
+        var vars = new object[FirstAdapterVariable + adapterParameters.Length];
+        vars[0] = hidden;
+        vars[1] = weight;
+        vars[2] = bias!;
+        vars[3] = labels;
+        vars[4] = args;
+        adapterParameters.CopyTo(vars, FirstAdapterVariable);
+        return apply(vars);
     }
 
     /// <inheritdoc/>
@@ -90,15 +123,19 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
         var bias = vars[2] as Tensor;
         var labels = (Tensor)vars[3];
         var args = (Arguments)vars[4];
+        var adapterParameters = vars.Skip(FirstAdapterVariable).Cast<Tensor>().ToArray();
         long n = hidden.shape[0], vocab = weight.shape[0];
         var wantH = args.WithGrad && hidden.requires_grad;
         var wantW = args.WithGrad && weight.requires_grad;
         var wantB = args.WithGrad && bias is not null && bias.requires_grad;
+        var wantAdapter = args.WithGrad && adapterParameters.Length > 0;
 
         using var scope = NewDisposeScope();
-        var gradH = wantH ? empty_like(hidden) : null;
+        var divergence = args.Divergence.Prepare(args.Teacher, labels, args.ChunkSize, vocab);
+        var gradH = wantH ? zeros_like(hidden) : null;
         var gradW = wantW ? zeros(weight.shape, dtype: ScalarType.Float32, device: weight.device) : null;
         var gradB = wantB ? zeros(bias!.shape, dtype: ScalarType.Float32, device: bias.device) : null;
+        var gradA = adapterParameters.Select(p => wantAdapter ? zeros_like(p, dtype: ScalarType.Float32) : null).ToArray();
         var loss = zeros(Array.Empty<long>(), dtype: ScalarType.Float32, device: hidden.device);
         for (long start = 0; start < n; start += args.ChunkSize)
         {
@@ -107,57 +144,93 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             var h = hidden.narrow(0, start, length);
             var y = labels.narrow(0, start, length);
             var s = nn.functional.linear(h, weight, bias);                              // [c, V]: the only student logits that exist
+            var (delta, adapterInput) = AdapterDelta(args.Adapter, h, wantH, wantAdapter);
+            if (delta is not null)
+            {
+                s.add_(delta.detach().to(s.dtype));
+            }
+
+            if (s.dtype != ScalarType.Float32 && s.dtype != ScalarType.Float64)
+            {
+                var f = s.to(ScalarType.Float32);
+                s.Dispose();
+                s = f;
+            }
+
             args.FiniteCheck?.Invoke(s, start);
-            var t = args.Divergence.NeedsTeacher ? args.Teacher.Chunk(start, length, vocab) : null;
-            if (args.Divergence.NeedsTeacher && t is null)
+            var t = divergence.NeedsTeacher ? args.Teacher.Chunk(start, length, vocab) : null;
+            if (divergence.NeedsTeacher && t is null)
             {
                 throw new InvalidOperationException("Fused kernel: the divergence needs the teacher, but neither teacher logits nor teacher hidden states + lm_head were given.");
             }
 
             if (!args.WithGrad)
             {
-                loss.add_(args.Divergence.Sum(s, t, y));
+                loss.add_(divergence.Sum(s, t, y, start));
                 continue;
             }
 
             Tensor sum, g;
-            if (!args.Divergence.TrySumAndGradient(s, t, y, out sum, out g))
+            if (!divergence.TrySumAndGradient(s, t, y, start, args.Teacher.ChunksAreFresh, out sum, out g))
             {
                 using var enable = enable_grad();
                 var leaf = s.detach().requires_grad_(true);
-                sum = args.Divergence.Sum(leaf, t, y);
+                sum = divergence.Sum(leaf, t, y, start);
                 g = autograd.grad([sum], [leaf])[0];
                 sum = sum.detach();
+                leaf.Dispose();
+                s.Dispose();
             }
 
+            t?.Dispose();
             loss.add_(sum);
-            g = g.to(weight.dtype);
-            if (gradH is not null)
+            if (delta is not null && (adapterInput is not null || wantAdapter))
             {
-                gradH.narrow(0, start, length).copy_(g.mm(weight));                     // dL/dh = g·W
+                // The adapter's own backward on this chunk: dL/d(adapter input) and dL/d(adapter parameters) for gradient g.
+                var inputs = (adapterInput is null ? Array.Empty<Tensor>() : [adapterInput]).Concat(adapterParameters).ToArray();
+                var grads = autograd.grad([delta], inputs, [g.to(delta.dtype)], allow_unused: true);
+                delta.Dispose();
+                var k = 0;
+                if (adapterInput is not null)
+                {
+                    gradH!.narrow(0, start, length).add_(grads[k++]);
+                }
+
+                for (var i = 0; i < adapterParameters.Length; i++, k++)
+                {
+                    if (grads[k] is not null && !grads[k].IsInvalid)
+                    {
+                        gradA[i]!.add_(grads[k]);
+                    }
+                }
             }
 
+            var gw = weight.dtype == g.dtype ? g : g.to(weight.dtype);
+            gradH?.narrow(0, start, length).addmm_(gw, weight);                        // dL/dh += g·W (in place, no [c, H] temporary)
             if (gradW is not null)
             {
                 if (weight.dtype == ScalarType.Float32)
                 {
-                    gradW.addmm_(g.t(), h);                                             // dL/dW += gᵀ·h, in place
+                    gradW.addmm_(gw.t(), h);                                            // dL/dW += gᵀ·h, in place
                 }
                 else
                 {
-                    gradW.add_(g.t().mm(h).to(ScalarType.Float32));
+                    gradW.add_(gw.t().mm(h).to(ScalarType.Float32));
                 }
             }
+
             gradB?.add_(g.sum(dim: 0L).to(ScalarType.Float32));
         }
 
         if (args.WithGrad)
         {
-            // Owned by the context (not by any dispose scope) until backward hands them to autograd and frees them.
+            // Owned by the context (not by any dispose scope) until backward hands them over and frees them.
             ctx.save_data("grads", new SavedGrads(
                 gradH?.DetachFromDisposeScope(),
-                gradW?.to(weight.dtype).DetachFromDisposeScope(),
-                gradB?.to(bias!.dtype).DetachFromDisposeScope()));
+                gradW is null ? null : Cast(gradW, weight.dtype).DetachFromDisposeScope(),
+                weight.is_leaf ? weight : null,
+                gradB is null ? null : Cast(gradB, bias!.dtype).DetachFromDisposeScope(),
+                [.. gradA.Select((a, i) => a is null ? null : Cast(a, adapterParameters[i].dtype).DetachFromDisposeScope())]));
         }
 
         return loss.MoveToOuterDisposeScope();
@@ -168,27 +241,92 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
     {
         ArgumentNullException.ThrowIfNull(ctx);
         ArgumentNullException.ThrowIfNull(grad_output);
-        var saved = (SavedGrads)ctx.get_data("grads");
+        using var saved = (SavedGrads)ctx.get_data("grads");
         // Like Liger: skip the scaling when the incoming gradient is exactly 1 (the usual loss.backward()).
         var one = grad_output.to(ScalarType.Float32).item<float>() == 1f;
         // The returned tensors are new handles created here (in the caller's step scope when backward runs on its thread);
-        // the context's own handles are released at once, so nothing outlives the step.
-        Tensor? Scale(Tensor? g) => g is null ? null : one ? g.alias() : g * grad_output.to(g.dtype);
-        var result = new List<Tensor> { Scale(saved.Hidden)!, Scale(saved.Weight)!, Scale(saved.Bias)!, null!, null! };
-        saved.Dispose();
+        // the context's own handles are released at once (using above), so nothing outlives the step.
+        Tensor? Scale(Tensor? g) => g is null ? null : one ? g.alias() : g.mul_(grad_output.to(g.dtype)).alias();
+        var result = new List<Tensor> { Scale(saved.Hidden)!, null!, Scale(saved.Bias)!, null!, null! };
+        if (saved.Weight is not null)
+        {
+            if (saved.LeafWeight is not null)
+            {
+                // Hold the weight gradient once: the buffer becomes (or is added in place to) the parameter's .grad.
+                using (no_grad())
+                {
+                    var g = Scale(saved.Weight)!;
+                    var existing = saved.LeafWeight.grad;
+                    if (existing is null || existing.IsInvalid)
+                    {
+                        saved.LeafWeight.grad = g;
+                    }
+                    else
+                    {
+                        existing.add_(g);
+                        existing.Dispose();
+                    }
+
+                    g.Dispose();
+                }
+            }
+            else
+            {
+                result[1] = Scale(saved.Weight)!;
+            }
+        }
+
+        result.AddRange(saved.Adapter.Select(Scale)!);
         return result;
     }
 
-    private sealed record Arguments(TeacherSource Teacher, ChunkDivergence Divergence, int ChunkSize, Action<Tensor, long>? FiniteCheck, bool WithGrad);
+    /// <summary>The lm_head adapter's delta for hidden rows <paramref name="h"/>, with its graph when gradients are wanted.</summary>
+    private static (Tensor? Delta, Tensor? Input) AdapterDelta(nn.Module<Tensor, Tensor>? adapter, Tensor h, bool wantH, bool wantAdapter)
+    {
+        if (adapter is null)
+        {
+            return (null, null);
+        }
+
+        if (!wantH && !wantAdapter)
+        {
+            using (no_grad())
+            {
+                return (adapter.forward(h), null);
+            }
+        }
+
+        using var enable = enable_grad();
+        var input = wantH ? h.detach().requires_grad_(true) : null;
+        Tensor delta;
+        using (var inner = NewDisposeScope())
+        {
+            // Only the delta (and its graph) leaves: the adapter's other [c, V] intermediates are released here.
+            delta = adapter.forward(input ?? h.detach()).MoveToOuterDisposeScope();
+        }
+
+        return (delta, input);
+    }
+
+    private static Tensor Cast(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
+
+    private sealed record Arguments(
+        TeacherSource Teacher, ChunkDivergence Divergence, int ChunkSize, Action<Tensor, long>? FiniteCheck, bool WithGrad,
+        nn.Module<Tensor, Tensor>? Adapter);
 
     /// <summary>The gradients computed in forward; held as context data (not saved variables) and disposed in backward.</summary>
-    private sealed class SavedGrads(Tensor? hidden, Tensor? weight, Tensor? bias) : IDisposable
+    private sealed class SavedGrads(Tensor? hidden, Tensor? weight, Tensor? leafWeight, Tensor? bias, Tensor?[] adapter) : IDisposable
     {
         public Tensor? Hidden { get; private set; } = hidden;
 
         public Tensor? Weight { get; private set; } = weight;
 
+        /// <summary>Gets the lm_head weight when it is a leaf (its .grad receives <see cref="Weight"/> directly); not owned.</summary>
+        public Tensor? LeafWeight { get; } = leafWeight;
+
         public Tensor? Bias { get; private set; } = bias;
+
+        public Tensor?[] Adapter { get; } = adapter;
 
         public void Dispose()
         {
@@ -196,6 +334,11 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             Weight?.Dispose();
             Bias?.Dispose();
             Hidden = Weight = Bias = null;
+            for (var i = 0; i < Adapter.Length; i++)
+            {
+                Adapter[i]?.Dispose();
+                Adapter[i] = null;
+            }
         }
     }
 }

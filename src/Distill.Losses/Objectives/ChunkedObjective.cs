@@ -11,8 +11,9 @@ namespace Distill.Losses;
 /// gradients as the plain objective.
 /// </summary>
 /// <remarks>
-/// Not available for <c>atkd</c> (its batch-median split and per-group normalisers need all rows first). The lm_head
-/// adapter slot (LoRA on lm_head) is not seen by the kernel, which uses <see cref="ICausalLM.LmHeadWeight"/> directly.
+/// Not registered for <c>atkd</c> (a non-token-level declaration); its two-pass chunk loss is
+/// <see cref="AtkdChunkDivergence"/>. An adapter on the lm_head (<see cref="Distill.Models.Projection.Adapter"/>, e.g.
+/// LoRA) is applied chunk by chunk and trained.
 /// </remarks>
 internal sealed class ChunkedObjective : IDistillationObjective
 {
@@ -86,7 +87,9 @@ internal sealed class ChunkedObjective : IDistillationObjective
         var teacher = divergence.NeedsTeacher ? Teacher(context, b * len, ref weight, ref bias) : TeacherSource.None;
         Action<Tensor, long>? check = options.CheckFinite ? (s, start) => CheckChunk(s, start, len) : null;
         var flatLabels = labels.reshape(-1);
-        var loss = FusedLinearDivergence.Apply(hidden.reshape(b * len, -1), weight, bias, teacher, flatLabels, divergence, options.ChunkSize, check);
+        var chunkSize = ChunkSizeRule.Resolve(options.ChunkSize, weight.shape[0], weight.shape[1]);
+        var adapter = context.StudentModel is Distill.Models.CausalLM lm ? LmHeadAdapter.Of(lm.LmHead) : null;
+        var loss = FusedLinearDivergence.Apply(hidden.reshape(b * len, -1), weight, bias, teacher, flatLabels, divergence, chunkSize, check, adapter);
         var count = TokenLevelObjective.ScoreMask(labels, scoreIgnored).sum();
         var normalizer = count.to(ScalarType.Float32);
         if (scoreIgnored)
