@@ -26,8 +26,28 @@ public interface IDistillationObjective
 
     /// <summary>Computes the loss for one micro-batch.</summary>
     /// <param name="context">Batch, student output, teacher output and the models.</param>
-    /// <returns>The summed loss, its token count and metrics.</returns>
+    /// <returns>The summed loss, its normaliser, the scored-token count and metrics.</returns>
     ObjectiveResult Compute(ObjectiveContext context);
+
+    /// <summary>
+    /// Checks, once before training, that the objective can work with this student and teacher (vocabulary sizes,
+    /// teacher capabilities such as sparse top-k targets, teacher tokens or alignments). This is the one place where an
+    /// objective's compatibility rules live; it throws <see cref="InvalidOperationException"/> naming the mismatch.
+    /// </summary>
+    /// <param name="setup">What is known about the student and the teacher before the first batch.</param>
+    void Validate(ObjectiveSetup setup)
+    {
+    }
+}
+
+/// <summary>What is known about a training setup before the first batch; the input of <see cref="IDistillationObjective.Validate"/>.</summary>
+public sealed record ObjectiveSetup
+{
+    /// <summary>Gets the student's vocabulary size (its logits' last dimension).</summary>
+    public required int StudentVocabularySize { get; init; }
+
+    /// <summary>Gets what the teacher provides, or <see langword="null"/> when there is no teacher.</summary>
+    public TeacherInfo? Teacher { get; init; }
 }
 
 /// <summary>What an objective needs. The trainer uses it to decide what to compute and to reject incompatible setups early.</summary>
@@ -77,11 +97,58 @@ public sealed class ObjectiveContext
     public ICausalLM? TeacherModel { get; init; }
 }
 
-/// <summary>An objective's result for one micro-batch.</summary>
+/// <summary>An objective's result for one micro-batch. Every value is a scalar tensor on the batch's device, so the trainer
+/// accumulates a window without reading anything back to the host.</summary>
 /// <param name="LossSum">Scalar float32 tensor: the summed loss (with gradient).</param>
-/// <param name="TokenCount">The number of tokens this sum is over (the trainer's normaliser for this micro-batch).</param>
+/// <param name="Normalizer">Scalar float32 tensor: what this sum is normalised by. The trainer sums it over the
+/// accumulation window and divides the window's loss by that sum: the scored-token count for token-normalised
+/// objectives, 1 for objectives whose loss is already a per-micro-batch mean (ULD).</param>
+/// <param name="ScoredTokens">Scalar int64 tensor: the real number of scored tokens (labels ≠ −100), for
+/// <c>tokens</c> and <c>tokens_per_s</c>.</param>
 /// <param name="Metrics">Named detached scalar tensors (e.g. <c>ce</c>, <c>kd</c>), read by the trainer only when it logs.</param>
-public sealed record ObjectiveResult(Tensor LossSum, long TokenCount, IReadOnlyDictionary<string, Tensor> Metrics);
+public sealed record ObjectiveResult(Tensor LossSum, Tensor Normalizer, Tensor ScoredTokens, IReadOnlyDictionary<string, Tensor> Metrics)
+{
+    /// <summary>Builds the common, token-normalised result: the normaliser and the scored-token count are both the
+    /// number of positions of <paramref name="labels"/> that are not <see cref="DistillationBatch.IgnoreIndex"/>.</summary>
+    /// <param name="lossSum">The summed loss (with gradient).</param>
+    /// <param name="labels">The labels the sum is over, aligned with logits.</param>
+    /// <param name="metrics">Named scalar metrics; they are detached here.</param>
+    /// <returns>The result, computed on the labels' device without a host read.</returns>
+    public static ObjectiveResult FromTokens(Tensor lossSum, Tensor labels, IReadOnlyDictionary<string, Tensor> metrics)
+    {
+        ArgumentNullException.ThrowIfNull(lossSum);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(metrics);
+        var scored = labels.ne(DistillationBatch.IgnoreIndex).sum().to(ScalarType.Int64);
+        return new ObjectiveResult(lossSum, scored.to(ScalarType.Float32), scored, Detach(metrics));
+    }
+
+    /// <summary>Builds a result whose loss is a per-micro-batch mean: the normaliser is 1 (the trainer then averages
+    /// micro-batches), while <paramref name="labels"/> still give the real scored-token count.</summary>
+    /// <param name="lossMean">The micro-batch's mean loss (with gradient).</param>
+    /// <param name="labels">The labels the loss is over, aligned with logits.</param>
+    /// <param name="metrics">Named scalar metrics; they are detached here.</param>
+    /// <returns>The result, computed on the labels' device without a host read.</returns>
+    public static ObjectiveResult FromMean(Tensor lossMean, Tensor labels, IReadOnlyDictionary<string, Tensor> metrics)
+    {
+        ArgumentNullException.ThrowIfNull(lossMean);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(metrics);
+        var scored = labels.ne(DistillationBatch.IgnoreIndex).sum().to(ScalarType.Int64);
+        return new ObjectiveResult(lossMean, ones(Array.Empty<long>(), ScalarType.Float32, lossMean.device), scored, Detach(metrics));
+    }
+
+    private static Dictionary<string, Tensor> Detach(IReadOnlyDictionary<string, Tensor> metrics)
+    {
+        var dict = new Dictionary<string, Tensor>(metrics.Count, StringComparer.Ordinal);
+        foreach (var (name, value) in metrics)
+        {
+            dict[name] = value.detach();
+        }
+
+        return dict;
+    }
+}
 
 /// <summary>What a teacher supplies for a batch. Any field may be null, depending on <see cref="ObjectiveRequirements"/>.</summary>
 public sealed class TeacherOutput
@@ -97,6 +164,42 @@ public sealed class TeacherOutput
 
     /// <summary>Gets the vocabulary ids of the top-k entries, [B, T, K] int64.</summary>
     public Tensor? TopKIndices { get; init; }
+
+    /// <summary>Gets the log of the probability mass outside the top-k entries, [B, T] (−∞ when the top-k hold all of it).</summary>
+    public Tensor? TopKLogTailMass { get; init; }
+}
+
+/// <summary>What kinds of signal a teacher can provide.</summary>
+[Flags]
+public enum TeacherCapabilities
+{
+    /// <summary>Nothing (a placeholder; a real teacher provides at least one kind).</summary>
+    None = 0,
+
+    /// <summary>Full logits over its vocabulary, [B, T, V].</summary>
+    DenseLogits = 1,
+
+    /// <summary>Last hidden states plus access to its lm_head (fused kernels, DSKD).</summary>
+    HiddenStates = 2,
+
+    /// <summary>Sparse top-k log-probabilities with the log tail mass (offline caches, remote servers).</summary>
+    SparseTopK = 4,
+}
+
+/// <summary>A teacher's description: what it provides and which vocabulary it speaks.</summary>
+public sealed record TeacherInfo
+{
+    /// <summary>Gets the kinds of signal the teacher provides.</summary>
+    public TeacherCapabilities Capabilities { get; init; } = TeacherCapabilities.DenseLogits;
+
+    /// <summary>Gets the teacher's vocabulary size (its logits' last dimension), or −1 when unknown.</summary>
+    public int VocabularySize { get; init; } = -1;
+
+    /// <summary>Gets an identity of the teacher's tokenizer (e.g. a hash of its files), or <see langword="null"/> when unknown.</summary>
+    public string? TokenizerId { get; init; }
+
+    /// <summary>Gets the teacher's hidden size when it provides hidden states, else <see langword="null"/>.</summary>
+    public int? HiddenSize { get; init; }
 }
 
 /// <summary>
@@ -105,6 +208,9 @@ public sealed class TeacherOutput
 /// <remarks>Implementations must not track gradients; callers own the returned tensors.</remarks>
 public interface ITeacher
 {
+    /// <summary>Gets what the teacher provides and its vocabulary. The default describes a dense-logits teacher of unknown vocabulary.</summary>
+    TeacherInfo Info => new();
+
     /// <summary>Computes what <paramref name="requirements"/> asks for on <paramref name="batch"/>.</summary>
     TeacherOutput Infer(DistillationBatch batch, ObjectiveRequirements requirements);
 }

@@ -18,7 +18,7 @@ namespace Distill.Training;
 /// <para>
 /// One optimizer step consumes <see cref="TrainingOptions.GradientAccumulationSteps"/> consecutive micro-batches of the
 /// <see cref="IBatchSource"/>. Each micro-batch's summed loss is back-propagated as is; after the window every gradient is
-/// divided by <c>N</c>, the sum of the objective's <see cref="ObjectiveResult.TokenCount"/> over the window. By linearity this is
+/// divided by <c>N</c>, the sum of the objective's <see cref="ObjectiveResult.Normalizer"/> over the window. By linearity this is
 /// exactly DSKD's "for each micro-batch, loss_sum / N_window, no further GA scaling": the step minimises
 /// <c>Σ token losses / Σ tokens</c> of the window, not a mean of per-micro-batch means.
 /// </para>
@@ -288,6 +288,7 @@ public sealed class DistillationTrainer
         }
 
         long tokens = 0;
+        double normaliser = 0;
         var lossSum = zeros(1, dtype: ScalarType.Float32, device: device);
         var parts = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         for (var k = 0; k < o.GradientAccumulationSteps; k++)
@@ -336,7 +337,8 @@ public sealed class DistillationTrainer
             }
 
             result.LossSum.backward();
-            tokens += result.TokenCount;
+            normaliser += result.Normalizer.item<float>();
+            tokens += result.ScoredTokens.item<long>();
             using (no_grad())
             {
                 lossSum.add_(result.LossSum.detach().to(ScalarType.Float32).reshape(1));
@@ -356,7 +358,7 @@ public sealed class DistillationTrainer
         }
 
         // Normalise by the token count of the whole window (DSKD); ClampMin(1): an all-masked window gives zero gradients, not NaN.
-        var scale = 1.0 / Math.Max(tokens, 1);
+        var scale = 1.0 / Math.Max(normaliser, 1.0);
         var targets = masters is null ? trainable : masters.Masters;
         using (no_grad())
         {

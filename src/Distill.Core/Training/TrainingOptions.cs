@@ -54,7 +54,7 @@ public sealed class TrainingOptions
     /// <remarks>
     /// Each optimizer step consumes this many consecutive batches of the source; an epoch has
     /// <c>floor(BatchesPerEpoch / GradientAccumulationSteps)</c> steps (DSKD drops the remainder). Gradients are normalised by
-    /// the token count of the whole window, summed over the objective's <see cref="ObjectiveResult.TokenCount"/>.
+    /// the token count of the whole window, summed over the objective's <see cref="ObjectiveResult.Normalizer"/>.
     /// </remarks>
     public int GradientAccumulationSteps { get; set; } = TrainingDefaults.GradientAccumulationSteps;
 

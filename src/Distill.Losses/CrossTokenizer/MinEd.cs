@@ -107,7 +107,7 @@ public sealed class MinEdObjective : IDistillationObjective
             ["kd"] = DskdMath.Metric(kd).MoveToOuterDisposeScope(),
             ["aligned_rows"] = tensor((float)alignedRows).MoveToOuterDisposeScope(),
         };
-        return new ObjectiveResult(loss.MoveToOuterDisposeScope(), DskdMath.CountValid(batch.Labels), metrics);
+        return DivergenceKdObjective.Move(ObjectiveResult.FromTokens(loss, batch.Labels, metrics));
     }
 
     /// <summary>

@@ -19,7 +19,7 @@ namespace Distill.Losses.CrossTokenizer;
 /// with the narrower vocabulary zero-padded. ULD = λ·mean_i d_i; loss = CE_mean + ULD, where CE_mean is HF's mean token
 /// cross-entropy over all student labels (EOS included). A sample with m_i = 0 gives d_i = 0 (the original divides by zero).</para>
 /// <para><b>Normalisation.</b> The paper's loss is a per-batch mean, not a per-token sum. <see cref="Compute(ObjectiveContext)"/> therefore returns the
-/// batch loss itself as <see cref="ObjectiveResult.LossSum"/> with <see cref="ObjectiveResult.TokenCount"/> = 1, so the trainer's
+/// batch loss itself as <see cref="ObjectiveResult.LossSum"/> with <see cref="ObjectiveResult.Normalizer"/> = 1, so the trainer's
 /// division by the window's token count becomes a division by the number of micro-batches: exactly llm-recipes'
 /// <c>loss / gradient_accumulation_steps</c>.</para>
 /// </remarks>
@@ -68,7 +68,7 @@ public sealed class UldObjective : IDistillationObjective
             ["ce"] = DskdMath.Metric(ce),
             ["uld"] = DskdMath.Metric(uld),
         };
-        return new ObjectiveResult(loss, 1, metrics); // a per-batch mean: one unit per micro-batch (see remarks)
+        return ObjectiveResult.FromMean(loss, context.Batch.Labels, metrics); // a per-batch mean: normaliser 1 per micro-batch (see remarks)
     }
 
     /// <summary>The original ULD loss (pure function over tensors).</summary>

@@ -66,7 +66,7 @@ public sealed class UldDskdObjective : IDistillationObjective
             ["ce"] = DskdMath.Metric(ce),
             ["uld"] = DskdMath.Metric(uld),
         };
-        return new ObjectiveResult(loss, DskdMath.CountValid(context.Batch.Labels), metrics);
+        return ObjectiveResult.FromTokens(loss, context.Batch.Labels, metrics);
     }
 
     /// <summary>DSKD's ULD loss (pure function over tensors).</summary>

@@ -121,7 +121,7 @@ public sealed class DskdObjective : IModelAwareObjective
         var teacherLabels = context.Batch.TeacherLabels ?? labels;
         ContextChecks.SameSize(zs, "student logits", ht, "teacher hidden states", 1, Name);
         var terms = Compute(zs, hs, zt, ht, labels, teacherLabels, context.StudentModel.LmHeadWeight, teacher.LmHeadWeight, teacher.LmHeadBias, Projectors, distance, options.Alpha, options.Temperature);
-        return new ObjectiveResult(terms.Loss, DskdMath.CountValid(labels), terms.Metrics());
+        return ObjectiveResult.FromTokens(terms.Loss, labels, terms.Metrics());
     }
 
     /// <summary>The DSKD loss (pure function over tensors).</summary>

@@ -97,7 +97,7 @@ public sealed class DskdCmaObjective : IModelAwareObjective
             zs, hs, zt, ht, batch.InputIds, batch.Labels, teacherIds, teacherLabels,
             context.StudentModel.EmbeddingWeight, teacher.EmbeddingWeight, context.StudentModel.LmHeadWeight, teacher.LmHeadWeight,
             Projectors, distance, options);
-        return new ObjectiveResult(terms.Loss, DskdMath.CountValid(batch.Labels), terms.Metrics());
+        return ObjectiveResult.FromTokens(terms.Loss, batch.Labels, terms.Metrics());
     }
 
     /// <summary>The DSKD-CMA loss (pure function over tensors).</summary>

@@ -5,7 +5,7 @@ namespace Distill.Losses;
 
 /// <summary>
 /// ATKD adaptive teaching (<c>--kl_method atkd</c>). Its easy/hard groups are normalised by their own counts, so the loss is
-/// not per-token decomposable: this objective returns <c>LossSum = L·N</c> and <c>TokenCount = N</c> (N scored tokens), which
+/// not per-token decomposable: this objective returns <c>LossSum = L·N</c> and <c>Normalizer = N</c> (N scored tokens), which
 /// the trainer's division turns back into ATKD's L for a one-micro-batch window.
 /// </summary>
 internal sealed class AtkdObjective : IDistillationObjective

@@ -58,6 +58,8 @@ internal sealed class DivergenceKdObjective : IDistillationObjective
     internal static ObjectiveResult Move(ObjectiveResult result)
     {
         result.LossSum.MoveToOuterDisposeScope();
+        result.Normalizer.MoveToOuterDisposeScope();
+        result.ScoredTokens.MoveToOuterDisposeScope();
         foreach (var value in result.Metrics.Values)
         {
             value.MoveToOuterDisposeScope();

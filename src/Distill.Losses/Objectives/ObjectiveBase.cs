@@ -14,7 +14,7 @@ internal static class ObjectiveResults
             dict[name] = value.detach();
         }
 
-        return new ObjectiveResult(lossSum, tokenCount, dict);
+        return new ObjectiveResult(lossSum, tensor((float)tokenCount, ScalarType.Float32, lossSum.device), tensor(tokenCount, ScalarType.Int64, lossSum.device), dict);
     }
 
     /// <summary>Requirements of a same-vocabulary objective that reads full student and teacher logits.</summary>

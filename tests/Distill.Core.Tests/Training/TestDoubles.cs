@@ -92,7 +92,7 @@ internal sealed class SumCrossEntropyObjective : IDistillationObjective
         var labels = context.Batch.Labels;
         var ce = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]).to(ScalarType.Float32), labels.reshape(-1), ignore_index: DistillationBatch.IgnoreIndex, reduction: nn.Reduction.Sum);
         var n = context.Batch.CountValidTokens();
-        return new ObjectiveResult(ce, n, new Dictionary<string, Tensor> { ["ce"] = ce.detach() });
+        return new ObjectiveResult(ce, tensor((float)n), tensor(n), new Dictionary<string, Tensor> { ["ce"] = ce.detach() });
     }
 }
 
@@ -115,7 +115,7 @@ internal sealed class SumForwardKlObjective : IDistillationObjective
         var kd = TokenReduction.MaskedSum(perToken, mask);
         var ce = nn.functional.cross_entropy(s.reshape(-1, s.shape[^1]), context.Batch.Labels.reshape(-1), ignore_index: DistillationBatch.IgnoreIndex, reduction: nn.Reduction.Sum);
         var loss = (0.5 * ce) + (0.5 * kd);
-        return new ObjectiveResult(loss, context.Batch.CountValidTokens(), new Dictionary<string, Tensor> { ["ce"] = ce.detach(), ["kd"] = kd.detach() });
+        return ObjectiveResult.FromTokens(loss, context.Batch.Labels, new Dictionary<string, Tensor> { ["ce"] = ce, ["kd"] = kd });
     }
 }
 
@@ -136,7 +136,7 @@ internal sealed class ScaledCrossEntropyObjective : IDistillationObjective
     {
         var logits = context.Student.Logits!.to(ScalarType.Float32) * module.Scale.to(ScalarType.Float32);
         var ce = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), context.Batch.Labels.reshape(-1), ignore_index: DistillationBatch.IgnoreIndex, reduction: nn.Reduction.Sum);
-        return new ObjectiveResult(ce, context.Batch.CountValidTokens(), new Dictionary<string, Tensor>());
+        return ObjectiveResult.FromTokens(ce, context.Batch.Labels, new Dictionary<string, Tensor>());
     }
 
     private sealed class ScaleModule : nn.Module

@@ -25,7 +25,7 @@ public sealed class DskdCmaTests
         CrossTokGoldens.AssertScalar("cma.t2s_kd", result.Metrics["t2s_kd"]);
         CrossTokGoldens.AssertScalar("cma.s2t_kd", result.Metrics["s2t_kd"]);
         CrossTokGoldens.AssertScalar("cma.t2s_acc", result.Metrics["t2s_acc"]);
-        Assert.Equal(10, result.TokenCount);
+        Assert.Equal(10, result.ScoredTokens.item<long>());
         CrossTokGoldens.AssertClose("cma.grad.student_logits", zs.grad!);
         CrossTokGoldens.AssertClose("cma.grad.student_hidden", hs.grad!);
         DualSpaceFixtures.AssertProjectorGrads("cma.grad", objective.Projectors, withQuery: true);

@@ -25,7 +25,7 @@ public sealed class DskdTests
         CrossTokGoldens.AssertScalar(p + ".t2s_kd", result.Metrics["t2s_kd"]);
         CrossTokGoldens.AssertScalar(p + ".s2t_kd", result.Metrics["s2t_kd"]);
         CrossTokGoldens.AssertScalar(p + ".t2s_acc", result.Metrics["t2s_acc"]);
-        Assert.Equal(10, result.TokenCount); // 4 + 6 student labels ≠ −100
+        Assert.Equal(10, result.ScoredTokens.item<long>()); // 4 + 6 student labels ≠ −100
         CrossTokGoldens.AssertClose(p + ".grad.student_logits", zs.grad!);
         CrossTokGoldens.AssertClose(p + ".grad.student_hidden", hs.grad!);
         DualSpaceFixtures.AssertProjectorGrads(p + ".grad", objective.Projectors, withQuery: false);

@@ -65,7 +65,7 @@ public sealed class MinEdTests
         CrossTokGoldens.AssertScalar("mined.loss", result.LossSum);
         CrossTokGoldens.AssertScalar("mined.ce", result.Metrics["ce"]);
         CrossTokGoldens.AssertScalar("mined.kd", result.Metrics["kd"]);
-        Assert.Equal(13, result.TokenCount); // 9 + 4 scored student positions
+        Assert.Equal(13, result.ScoredTokens.item<long>()); // 9 + 4 scored student positions
         CrossTokGoldens.AssertClose("mined.grad.student_logits", zs.grad!);
     }
 

@@ -33,7 +33,7 @@ public sealed class UldTests
         var result = new UldObjective(options).Compute(context);
         result.LossSum.backward();
 
-        Assert.Equal(1, result.TokenCount); // per-batch mean: the trainer divides by the number of micro-batches
+        Assert.Equal(1f, result.Normalizer.item<float>()); // per-batch mean: the trainer divides by the number of micro-batches
         CrossTokGoldens.AssertScalar(p + ".loss", result.LossSum);
         CrossTokGoldens.AssertScalar(p + ".ce", result.Metrics["ce"]);
         CrossTokGoldens.AssertScalar(p + ".uld", result.Metrics["uld"]);
@@ -67,7 +67,7 @@ public sealed class UldTests
         CrossTokGoldens.AssertScalar("uld_dskd.loss", result.LossSum);
         CrossTokGoldens.AssertScalar("uld_dskd.ce", result.Metrics["ce"]);
         CrossTokGoldens.AssertScalar("uld_dskd.uld", result.Metrics["uld"]);
-        Assert.Equal(13, result.TokenCount); // 4 + 7 + 2 student labels
+        Assert.Equal(13, result.ScoredTokens.item<long>()); // 4 + 7 + 2 student labels
         CrossTokGoldens.AssertClose("uld_dskd.grad.student_logits", zs.grad!);
     }
 

@@ -223,7 +223,7 @@ public sealed class ChunkedObjectiveTests
         };
         var r = objective.Compute(ctx);
         r.LossSum.backward();
-        return (TestData.Value(r.LossSum), hidden.grad!, student.LmHeadWeight.grad!, student.LmHeadBias?.grad, r.TokenCount);
+        return (TestData.Value(r.LossSum), hidden.grad!, student.LmHeadWeight.grad!, student.LmHeadBias?.grad, r.ScoredTokens.item<long>());
     }
 
     private static void AssertRel(Tensor expected, Tensor actual, string what)

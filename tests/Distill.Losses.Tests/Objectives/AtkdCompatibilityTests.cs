@@ -39,9 +39,9 @@ public sealed class AtkdCompatibilityTests
         var ctx = TestData.Context(TestData.Logits(58, 2, 3, 6), TestData.Logits(59, 2, 3, 6), y);
         var official = TestData.Create(ObjectiveNames.AtkdTvd, o => o.Atkd.OfficialCompatibility = true).Compute(ctx);
         Assert.True(double.IsNaN(TestData.Value(official.LossSum)));
-        Assert.Equal(0, official.TokenCount);
+        Assert.Equal(0, official.ScoredTokens.item<long>());
         var intended = TestData.Create(ObjectiveNames.AtkdTvd).Compute(ctx);
-        Assert.Equal(6, intended.TokenCount);
+        Assert.Equal(6, intended.ScoredTokens.item<long>());
         Assert.InRange(TestData.Value(intended.LossSum), 0.0, 6.0);
     }
 
@@ -58,7 +58,7 @@ public sealed class AtkdCompatibilityTests
         var official = TestData.Create(ObjectiveNames.Atkd, o => o.Atkd.OfficialCompatibility = true).Compute(ctx);
         Assert.True(double.IsNaN(TestData.Value(official.LossSum)));
         var intended = TestData.Create(ObjectiveNames.Atkd).Compute(ctx);
-        Assert.Equal(1, intended.TokenCount);
+        Assert.Equal(1, intended.ScoredTokens.item<long>());
         // Only the hard group remains: (1 − α)·(TCKD + NCKD) of that token, α = 0.2.
         var (tckd, nckd) = Dkd.PerToken(s, t, y);
         GoldenTests.AssertClose(0.8 * (tckd[0, 1].item<float>() + nckd[0, 1].item<float>()), TestData.Value(intended.LossSum));

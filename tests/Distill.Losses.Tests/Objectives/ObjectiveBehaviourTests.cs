@@ -36,8 +36,8 @@ public sealed class ObjectiveBehaviourTests
         var sl2 = s2.requires_grad_(true);
         var r2 = objective.Compute(TestData.Context(sl2, t2, y));
         r2.LossSum.backward();
-        Assert.Equal(7, r1.TokenCount);
-        Assert.Equal(r1.TokenCount, r2.TokenCount);
+        Assert.Equal(7, r1.ScoredTokens.item<long>());
+        Assert.Equal(r1.ScoredTokens.item<long>(), r2.ScoredTokens.item<long>());
         GoldenTests.AssertClose(TestData.Value(r1.LossSum), TestData.Value(r2.LossSum), 1e-6);
         var valid = TokenReduction.ValidMask(y).unsqueeze(-1);
         Assert.True((sl.grad! - sl2.grad!).masked_fill(valid.logical_not(), 0).abs().max().item<float>() < 1e-6f);
@@ -52,9 +52,9 @@ public sealed class ObjectiveBehaviourTests
         var y = full(2, 3, DistillationBatch.IgnoreIndex, dtype: ScalarType.Int64);
         var s = TestData.Logits(34, 2, 3, 7).requires_grad_(true);
         var r = TestData.Create(name).Compute(TestData.Context(s, TestData.Logits(35, 2, 3, 7), y));
-        Assert.Equal(0, r.TokenCount);
+        Assert.Equal(0, r.ScoredTokens.item<long>());
         Assert.Equal(0.0, TestData.Value(r.LossSum));
-        Assert.Equal(0.0, TestData.Value(TokenReduction.Normalize(r.LossSum, r.TokenCount)));
+        Assert.Equal(0.0, TestData.Value(TokenReduction.Normalize(r.LossSum, r.ScoredTokens.item<long>())));
         r.LossSum.backward();
         Assert.Equal(0f, s.grad!.abs().max().item<float>());
     }
