@@ -13,7 +13,4 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Objective '{Name}': official-compatibility mode is on ({Behaviour})")]
     internal static partial void CompatibilityMode(ILogger logger, string name, string behaviour);
-
-    [LoggerMessage(EventId = 2004, Level = LogLevel.Debug, Message = "Objective '{Name}': ATKD group of {Group} tokens is empty ({Easy} easy, {Hard} hard)")]
-    internal static partial void AtkdEmptyGroup(ILogger logger, string name, string group, long easy, long hard);
 }

@@ -17,18 +17,18 @@ internal static class LogitsGuard
 
     /// <summary>
     /// Returns student and teacher logits of equal vocabulary width, after checking shapes, teacher gradients and
-    /// (optionally) finiteness; slices both to the shared width when allowed.
+    /// (optionally) finiteness; slices both to the shared width when allowed (<see cref="ObjectiveChecks.SharedVocabulary(string, long, long, bool, string, string, ILogger, ref bool)"/>).
     /// </summary>
-    internal static (Tensor Student, Tensor Teacher) Pair(ObjectiveContext context, LossesOptions options, string objective, ILogger logger)
+    internal static (Tensor Student, Tensor Teacher) Pair(ObjectiveContext context, LossesOptions options, string objective, ILogger logger, ref bool sliceLogged)
     {
         var student = StudentLogits(context, objective);
         var teacher = context.Teacher?.Logits
             ?? throw new InvalidOperationException($"Objective '{objective}' needs teacher logits, but TeacherOutput.Logits is null (no teacher, or the teacher was asked only for hidden states / top-k).");
-        return Pair(student, teacher, context.Batch.Labels, options, objective, logger);
+        return Pair(student, teacher, context.Batch.Labels, options, objective, logger, ref sliceLogged);
     }
 
-    /// <inheritdoc cref="Pair(ObjectiveContext, LossesOptions, string, ILogger)"/>
-    internal static (Tensor Student, Tensor Teacher) Pair(Tensor student, Tensor teacher, Tensor labels, LossesOptions options, string objective, ILogger logger)
+    /// <inheritdoc cref="Pair(ObjectiveContext, LossesOptions, string, ILogger, ref bool)"/>
+    internal static (Tensor Student, Tensor Teacher) Pair(Tensor student, Tensor teacher, Tensor labels, LossesOptions options, string objective, ILogger logger, ref bool sliceLogged)
     {
         if (teacher.requires_grad)
         {
@@ -37,18 +37,15 @@ internal static class LogitsGuard
 
         CheckLabels(teacher, labels, "teacher logits", objective);
         long vs = student.shape[^1], vt = teacher.shape[^1];
-        if (vs != vt)
+        var shared = ObjectiveChecks.SharedVocabulary(objective, vs, vt, options.SliceToSharedVocabulary,
+            $"student logits [{string.Join(", ", student.shape)}]", $"teacher logits [{string.Join(", ", teacher.shape)}]", logger, ref sliceLogged);
+        if (shared != vs)
         {
-            if (!options.SliceToSharedVocabulary)
-            {
-                throw new ArgumentException(
-                    $"Objective '{objective}': vocabulary mismatch, student logits [{string.Join(", ", student.shape)}] have V = {vs} but teacher logits [{string.Join(", ", teacher.shape)}] have V = {vt}. " +
-                    $"Same-vocabulary objectives compare distributions entry by entry; if both models share a tokenizer and only the padded embedding rows differ (e.g. 151936 vs 152064), set {nameof(LossesOptions)}.{nameof(LossesOptions.SliceToSharedVocabulary)} = true to use the first {Math.Min(vs, vt)} entries; otherwise use a cross-tokenizer objective.");
-            }
-
-            var shared = Math.Min(vs, vt);
-            Log.VocabularySliced(logger, objective, vs, vt, shared);
             student = student.narrow(-1, 0, shared);
+        }
+
+        if (shared != vt)
+        {
             teacher = teacher.narrow(-1, 0, shared);
         }
 
@@ -61,7 +58,10 @@ internal static class LogitsGuard
         return (student, teacher);
     }
 
-    /// <summary>Throws if <paramref name="logits"/> holds NaN or +inf, naming the first bad (batch, token, vocab) position. −inf is allowed (masked vocabulary entries).</summary>
+    /// <summary>
+    /// Throws if <paramref name="logits"/> holds NaN or +inf, naming the first bad (batch, token, vocab) position. −inf is allowed
+    /// (masked vocabulary entries). One host read: only with <see cref="LossesOptions.CheckFinite"/> (off by default).
+    /// </summary>
     internal static void CheckFinite(Tensor logits, string what, string objective)
     {
         using var scope = NewDisposeScope();

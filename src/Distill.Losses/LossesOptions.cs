@@ -1,13 +1,15 @@
 using System.ComponentModel.DataAnnotations;
+using Distill.Losses.CrossTokenizer;
 using Microsoft.Extensions.Options;
 
 namespace Distill.Losses;
 
-/// <summary>Options of the same-vocabulary objectives, bound by <c>AddDistillLosses()</c> (configuration section e.g. <c>"Losses"</c>).</summary>
+/// <summary>Options of every objective, bound by <c>AddDistillLosses()</c> (configuration section e.g. <c>"Losses"</c>) or passed to <see cref="DistillObjectives.Create"/>.</summary>
 /// <remarks>
 /// One section per objective family: <see cref="Divergence"/> (DSKD's <c>--kd-objective</c> family), <see cref="Atkd"/>
-/// (ATKD's <c>--kl_method</c> family) and <see cref="Gkd"/>. The chunked variants (<c>*_chunked</c>) use the same family
-/// options plus <see cref="ChunkSize"/>.
+/// (ATKD's <c>--kl_method</c> family), <see cref="Gkd"/> and <see cref="CrossTokenizer"/> (dual-space and cross-tokenizer
+/// objectives). The chunked variants (<c>*_chunked</c>) use the same family options plus <see cref="ChunkSize"/>. Validated by
+/// the source-generated <c>[OptionsValidator]</c> at start-up (DI) or when an objective is created.
 /// </remarks>
 public sealed class LossesOptions
 {
@@ -17,8 +19,12 @@ public sealed class LossesOptions
     public bool SliceToSharedVocabulary { get; set; }
 
     /// <summary>Gets or sets a value indicating whether logits are checked for NaN and +inf (reported with their position) before each loss.</summary>
-    /// <value>The default is <see langword="true"/>. One extra pass over the logits; −inf is always allowed.</value>
-    public bool CheckFinite { get; set; } = true;
+    /// <value>The default is <see langword="false"/>.</value>
+    /// <remarks>
+    /// A debugging aid: one extra pass over the logits and one host read (a device sync) per micro-batch. Off by default so that
+    /// a training step reads nothing back; the trainer's non-finite guard stops a run whose loss turns NaN. −inf is always allowed.
+    /// </remarks>
+    public bool CheckFinite { get; set; }
 
     /// <summary>Gets or sets the number of token rows per chunk of the fused lm_head + divergence kernels.</summary>
     /// <value>The default is 1024 (Liger's and the reference benchmark's chunk).</value>
@@ -41,6 +47,10 @@ public sealed class LossesOptions
     /// <summary>Gets the options of GKD's generalised JSD.</summary>
     [ValidateObjectMembers]
     public GkdOptions Gkd { get; init; } = new();
+
+    /// <summary>Gets the options of the dual-space and cross-tokenizer objectives (<c>dskd</c>, <c>dskd_cma</c>, <c>uld</c>, <c>uld_dskd</c>, <c>min_ed</c>).</summary>
+    [ValidateObjectMembers]
+    public CrossTokenizerOptions CrossTokenizer { get; init; } = new();
 }
 
 /// <summary>
@@ -118,6 +128,15 @@ public sealed class AtkdOptions
     [Range(0.0, 1.0)]
     public double JsdForwardRatio { get; set; } = LossesDefaults.AtkdJsdForwardRatio;
 
+    /// <summary>Gets or sets a label id that is also ignored (as −100) by every ATKD objective, or <see langword="null"/>.</summary>
+    /// <value>The default is <see langword="null"/>: only labels −100 are ignored.</value>
+    /// <remarks>
+    /// ATKD's output mask is <c>(labels == −100) | (labels == pad_token_id)</c>; with OPT, pad = EOS, so every EOS label (also
+    /// real ones inside responses) is left out of the loss. Set this to the pad id to reproduce that.
+    /// </remarks>
+    [Range(typeof(long), "0", "9223372036854775807")]
+    public long? MaskPadTokenId { get; set; }
+
     /// <summary>Gets or sets a value indicating whether the official code's defects are reproduced (to match paper numbers).</summary>
     /// <value>The default is <see langword="false"/>: the intended behaviour (TVD over scored positions, DKD with α and β, a true JSD, empty ATKD groups add 0).</value>
     public bool OfficialCompatibility { get; set; }
@@ -156,4 +175,20 @@ internal static class LossesDefaults
 [OptionsValidator]
 internal sealed partial class LossesOptionsValidator : IValidateOptions<LossesOptions>
 {
+}
+
+/// <summary>Runs the source-generated validators outside DI (objectives created directly).</summary>
+internal static class LossesOptionsValidation
+{
+    /// <summary>Throws <see cref="ArgumentException"/> naming every broken rule of <paramref name="options"/>.</summary>
+    internal static void ThrowIfInvalid(LossesOptions options) => ThrowIfInvalid(new LossesOptionsValidator().Validate(null, options), nameof(options));
+
+    /// <summary>Throws <see cref="ArgumentException"/> when <paramref name="result"/> failed, listing every failure.</summary>
+    internal static void ThrowIfInvalid(ValidateOptionsResult result, string paramName)
+    {
+        if (result.Failed)
+        {
+            throw new ArgumentException(string.Join(" ", result.Failures ?? [result.FailureMessage]), paramName);
+        }
+    }
 }

@@ -1,4 +1,5 @@
 using Distill.Losses;
+using Distill.Losses.CrossTokenizer;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -12,8 +13,9 @@ namespace Distill;
 public static class LossesServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds the same-vocabulary objectives (DSKD family, ATKD family, GKD JSD, SFT/SeqKD and the <c>*_chunked</c> fused
-    /// variants) under their <see cref="ObjectiveNames"/>, an <see cref="IObjectiveFactory"/> and validated <see cref="LossesOptions"/>.
+    /// Adds every built-in objective of <see cref="DistillObjectives.BuiltIn"/> (DSKD family, ATKD family, GKD JSD, SFT/SeqKD,
+    /// the <c>*_chunked</c> fused variants, and the dual-space and cross-tokenizer objectives), an <see cref="IObjectiveFactory"/>
+    /// and validated <see cref="LossesOptions"/>.
     /// Calling it twice is harmless; each call's <paramref name="configure"/> is applied.
     /// </summary>
     /// <param name="builder">The builder returned by <c>services.AddDistill(...)</c>.</param>
@@ -43,35 +45,30 @@ public static class LossesServiceCollectionExtensions
         return AddCore(builder);
     }
 
-    /// <summary>All names this package registers (the plain objectives and their chunked variants).</summary>
-    internal static IEnumerable<ObjectiveRegistration> Registrations()
+    /// <summary>
+    /// Registers one declared objective (its name, its <c>_chunked</c> variant when token-level, and its aliases) with the
+    /// <see cref="IObjectiveFactory"/>, reading its options from the <see cref="LossesOptions"/> bound in DI. A later
+    /// registration of a name replaces an earlier one. The built-in objectives are registered the same way by <c>AddDistillLosses()</c>.
+    /// </summary>
+    /// <param name="builder">The builder returned by <c>services.AddDistill(...)</c>.</param>
+    /// <param name="declaration">The declaration (see <see cref="ObjectiveDeclaration"/>).</param>
+    /// <returns>The same builder.</returns>
+    public static IDistillBuilder AddDistillObjective(this IDistillBuilder builder, ObjectiveDeclaration declaration)
     {
-        foreach (var name in new[] { ObjectiveNames.ForwardKl, ObjectiveNames.ReverseKl, ObjectiveNames.JsDivergence, ObjectiveNames.SkewedForwardKl, ObjectiveNames.SkewedReverseKl, ObjectiveNames.AdaptiveKl })
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(declaration);
+        AddCore(builder);
+        foreach (var registration in Registrations([declaration]))
         {
-            yield return new(name, sp => new DivergenceKdObjective(name, Options(sp), Logger(sp)));
+            builder.Services.AddSingleton(registration);
         }
 
-        foreach (var name in new[] { ObjectiveNames.AtkdForward, ObjectiveNames.AtkdReverse, ObjectiveNames.AtkdJsd, ObjectiveNames.AtkdTvd, ObjectiveNames.AtkdDkd })
-        {
-            yield return new(name, sp => new AtkdTokenObjective(name, Options(sp), Logger(sp)));
-        }
-
-        yield return new(ObjectiveNames.Atkd, sp => new AtkdObjective(Options(sp), Logger(sp)));
-        yield return new(ObjectiveNames.GkdJsd, sp => new GkdJsdObjective(Options(sp), Logger(sp)));
-        yield return new(ObjectiveNames.Sft, _ => new SftObjective(ObjectiveNames.Sft));
-        yield return new(ObjectiveNames.SeqKd, _ => new SftObjective(ObjectiveNames.SeqKd));
-        foreach (var name in ChunkedObjective.SupportedBaseNames)
-        {
-            var chunked = name + ObjectiveNames.ChunkedSuffix;
-            yield return new(chunked, sp => new ChunkedObjective(name, Options(sp), Logger(sp)));
-        }
-
-        // Dual-space and cross-tokenizer objectives (dskd, dskd_cma, uld, uld_dskd, min_ed; CrossTokenizer/).
-        foreach (var registration in Losses.CrossTokenizer.CrossTokenizerRegistrations.All())
-        {
-            yield return registration;
-        }
+        return builder;
     }
+
+    /// <summary>The DI registrations of <paramref name="declarations"/>.</summary>
+    internal static IEnumerable<ObjectiveRegistration> Registrations(IEnumerable<ObjectiveDeclaration> declarations) =>
+        DistillObjectives.Registrations(declarations).Select(r => new ObjectiveRegistration(r.Name, sp => r.Build(Options(sp), Logger(sp))));
 
     private static IDistillBuilder AddCore(IDistillBuilder builder)
     {
@@ -79,11 +76,13 @@ public static class LossesServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LossesOptions>, LossesOptionsValidator>());
         services.AddOptions<LossesOptions>().ValidateOnStart();
         services.TryAddSingleton<IObjectiveFactory, ObjectiveFactory>();
-        Losses.CrossTokenizer.CrossTokenizerRegistrations.AddOptions(services);
+
+        // The cross-tokenizer section is part of LossesOptions; IOptions<CrossTokenizerOptions> reads that section.
+        services.TryAddSingleton<IOptions<CrossTokenizerOptions>>(sp => Microsoft.Extensions.Options.Options.Create(sp.GetRequiredService<IOptions<LossesOptions>>().Value.CrossTokenizer));
         if (!services.Any(d => d.ServiceType == typeof(LossesMarker)))
         {
             services.AddSingleton<LossesMarker>();
-            foreach (var registration in Registrations())
+            foreach (var registration in Registrations(DistillObjectives.BuiltIn))
             {
                 services.AddSingleton(registration);
             }

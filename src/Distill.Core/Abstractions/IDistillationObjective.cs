@@ -90,8 +90,8 @@ public sealed class ObjectiveContext
     /// <summary>Gets the teacher's output (no gradients), or <see langword="null"/> for teacher-free objectives.</summary>
     public TeacherOutput? Teacher { get; init; }
 
-    /// <summary>Gets the student model (lm_head, embeddings).</summary>
-    public required ICausalLM StudentModel { get; init; }
+    /// <summary>Gets the student model (lm_head, embeddings), or <see langword="null"/>: logits-only objectives do not read it; fused kernels and DSKD do.</summary>
+    public ICausalLM? StudentModel { get; init; }
 
     /// <summary>Gets the teacher model when it is a local model, else <see langword="null"/>.</summary>
     public ICausalLM? TeacherModel { get; init; }

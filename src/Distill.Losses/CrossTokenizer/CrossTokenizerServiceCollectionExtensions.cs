@@ -1,3 +1,4 @@
+using Distill.Losses;
 using Distill.Losses.CrossTokenizer;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -9,7 +10,8 @@ public static class CrossTokenizerServiceCollectionExtensions
 {
     /// <summary>
     /// Adds Distill.Losses (if not yet added: <c>AddDistillLosses()</c> registers <c>dskd</c>, <c>dskd_cma</c>, <c>uld</c>,
-    /// <c>uld_dskd</c>, <c>min_ed</c> and DSKD's criterion names as aliases) and configures <see cref="CrossTokenizerOptions"/>.
+    /// <c>uld_dskd</c>, <c>min_ed</c> and DSKD's criterion names as aliases) and configures <see cref="CrossTokenizerOptions"/>,
+    /// the <see cref="LossesOptions.CrossTokenizer"/> section.
     /// </summary>
     /// <param name="builder">The builder returned by <c>services.AddDistill(...)</c>.</param>
     /// <param name="configure">Optional configuration of <see cref="CrossTokenizerOptions"/>.</param>
@@ -24,7 +26,7 @@ public static class CrossTokenizerServiceCollectionExtensions
         builder.AddDistillLosses();
         if (configure is not null)
         {
-            builder.Services.Configure(configure);
+            builder.Services.Configure<LossesOptions>(o => configure(o.CrossTokenizer));
         }
 
         return builder;
@@ -39,7 +41,7 @@ public static class CrossTokenizerServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(section);
         builder.AddDistillLosses();
-        builder.Services.AddOptions<CrossTokenizerOptions>().Bind(section);
+        builder.Services.AddOptions<LossesOptions>().Configure(o => section.Bind(o.CrossTokenizer));
         return builder;
     }
 }

@@ -50,7 +50,7 @@ public sealed class MinEdObjective : IDistillationObjective
     {
         ArgumentNullException.ThrowIfNull(map);
         this.options = options ?? new MinEdOptions();
-        OptionChecks.ThrowIfInvalid(this.options.Validate(), nameof(options));
+        OptionChecks.ThrowIfInvalid(new MinEdOptionsValidator(), this.options, nameof(options));
         if ((studentTokenizer is null) != (teacherTokenizer is null))
         {
             throw new ArgumentException("MinED needs both tokenizers (to align token strings) or neither (precomputed MinEdAlignment in every batch).", studentTokenizer is null ? nameof(studentTokenizer) : nameof(teacherTokenizer));
@@ -69,15 +69,21 @@ public sealed class MinEdObjective : IDistillationObjective
     public string Name => RegisteredName;
 
     /// <inheritdoc />
-    public ObjectiveRequirements Requirements { get; } = new()
-    {
-        NeedsTeacherLogits = true,
-        RequiresSameVocabulary = false,
-        RequiresTeacherTokens = true,
-    };
+    public ObjectiveRequirements Requirements => CrossTokenizerRequirements.LogitsAndTeacherTokens;
 
     /// <inheritdoc />
     public nn.Module? Module => null;
+
+    /// <inheritdoc />
+    /// <remarks>Checks the teacher (dense logits) and that the vocabulary map fits both vocabularies.</remarks>
+    public void Validate(ObjectiveSetup setup)
+    {
+        ObjectiveChecks.Validate(Name, Requirements, setup, sliceToSharedVocabulary: false, chunked: false);
+        if (setup.Teacher is { VocabularySize: >= 0 } teacher)
+        {
+            CheckMapCovers(setup.StudentVocabularySize, teacher.VocabularySize);
+        }
+    }
 
     /// <inheritdoc />
     public ObjectiveResult Compute(ObjectiveContext context)
@@ -89,10 +95,7 @@ public sealed class MinEdObjective : IDistillationObjective
         var batch = context.Batch;
         ContextChecks.SameSize(teacherLabels, "teacher labels", zt, "teacher logits", 1, Name);
         ContextChecks.SameSize(batch.Labels, "student labels", zs, "student logits", 1, Name);
-        if (map.StudentVocabSize > zs.shape[^1] || map.TeacherVocabSize > zt.shape[^1])
-        {
-            throw new InvalidOperationException($"Objective '{Name}': the vocabulary map covers {map.TeacherVocabSize} teacher and {map.StudentVocabSize} student ids, but the logits have {zt.shape[^1]} (teacher) and {zs.shape[^1]} (student) entries.");
-        }
+        CheckMapCovers(zs.shape[^1], zt.shape[^1]);
 
         var alignments = Alignments(batch, teacherIdsTensor, teacherLabels);
         using var scope = NewDisposeScope();
@@ -103,11 +106,21 @@ public sealed class MinEdObjective : IDistillationObjective
         var loss = ((1.0 - options.Alpha) * ce) + (options.Alpha * kd);
         var metrics = new Dictionary<string, Tensor>(StringComparer.Ordinal)
         {
-            ["ce"] = DskdMath.Metric(ce).MoveToOuterDisposeScope(),
-            ["kd"] = DskdMath.Metric(kd).MoveToOuterDisposeScope(),
-            ["aligned_rows"] = tensor((float)alignedRows).MoveToOuterDisposeScope(),
+            ["ce"] = ce,
+            ["kd"] = kd,
+            ["aligned_rows"] = alignedRows,
         };
-        return DivergenceKdObjective.Move(ObjectiveResult.FromTokens(loss, batch.Labels, metrics));
+        var count = mask.sum();
+        return ObjectiveResults.Create(loss, count.to(ScalarType.Float32), count, metrics);
+    }
+
+    /// <summary>The one check that the vocabulary map fits the two vocabularies (at setup and per batch).</summary>
+    private void CheckMapCovers(long studentVocabulary, long teacherVocabulary)
+    {
+        if (map.StudentVocabSize > studentVocabulary || map.TeacherVocabSize > teacherVocabulary)
+        {
+            throw new InvalidOperationException($"Objective '{Name}': the vocabulary map covers {map.TeacherVocabSize} teacher and {map.StudentVocabSize} student ids, but the models have {teacherVocabulary} (teacher) and {studentVocabulary} (student) entries.");
+        }
     }
 
     /// <summary>
@@ -121,8 +134,8 @@ public sealed class MinEdObjective : IDistillationObjective
     /// <param name="teacherInputIds">Teacher input ids [B, L_t].</param>
     /// <param name="teacherLabels">Teacher labels [B, L_t].</param>
     /// <param name="alignments">Per example, per student scored position: the teacher scored position or −1.</param>
-    /// <returns>[B, L_s, V_s] float32 without gradient, and the number of aligned rows.</returns>
-    internal (Tensor Logits, long AlignedRows) AlignTeacherLogits(Tensor studentLogits, Tensor teacherLogits, Tensor inputIds, Tensor labels, Tensor teacherInputIds, Tensor teacherLabels, IReadOnlyList<IReadOnlyList<int>> alignments)
+    /// <returns>[B, L_s, V_s] float32 without gradient, and the number of aligned rows (float32 scalar on the device).</returns>
+    internal (Tensor Logits, Tensor AlignedRows) AlignTeacherLogits(Tensor studentLogits, Tensor teacherLogits, Tensor inputIds, Tensor labels, Tensor teacherInputIds, Tensor teacherLabels, IReadOnlyList<IReadOnlyList<int>> alignments)
     {
         using var scope = NewDisposeScope();
         var device = studentLogits.device;
@@ -131,7 +144,7 @@ public sealed class MinEdObjective : IDistillationObjective
         var values = tensor(teacherIds, dtype: ScalarType.Int64, device: device);
         var t2s = tensor(teacherToStudent, dtype: ScalarType.Int64, device: device);
         var rows = new List<Tensor>();
-        long alignedRows = 0;
+        var alignedRows = zeros(Array.Empty<long>(), dtype: ScalarType.Float32, device: device);
         using (no_grad())
         {
             for (var b = 0; b < studentLogits.shape[0]; b++)
@@ -185,12 +198,12 @@ public sealed class MinEdObjective : IDistillationObjective
                     .scatter_(1, target.unsqueeze(-1), full(ns, 1, 100.0, dtype: ScalarType.Float32, device: device));
                 var rowsB = where(ok.unsqueeze(-1), mapped, oneHot);
                 outRow.index_copy_(0, sc, rowsB);
-                alignedRows += ok.sum().item<long>();
+                alignedRows = alignedRows + ok.sum().to(ScalarType.Float32);
                 rows.Add(outRow);
             }
         }
 
-        return (stack(rows).MoveToOuterDisposeScope(), alignedRows);
+        return (stack(rows).MoveToOuterDisposeScope(), alignedRows.MoveToOuterDisposeScope());
     }
 
     private List<IReadOnlyList<int>> Alignments(DistillationBatch batch, Tensor teacherInputIds, Tensor teacherLabels)

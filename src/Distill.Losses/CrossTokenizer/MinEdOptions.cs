@@ -1,4 +1,6 @@
+using System.ComponentModel.DataAnnotations;
 using Distill.Losses.DualSpace;
+using Microsoft.Extensions.Options;
 
 namespace Distill.Losses.CrossTokenizer;
 
@@ -12,10 +14,12 @@ public sealed class MinEdOptions
 {
     /// <summary>Gets or sets α (<c>kd_rate</c>): L = (1 − α)·CE + α·KD.</summary>
     /// <value>The default is 0.5.</value>
+    [Range(0.0, 1.0)]
     public double Alpha { get; set; } = DskdDefaults.Alpha;
 
     /// <summary>Gets or sets the temperature T of the forward KL (both logits divided by T; no T² factor).</summary>
     /// <value>The default is 2.0.</value>
+    [Range(double.Epsilon, double.MaxValue)]
     public double Temperature { get; set; } = DskdDefaults.Temperature;
 
     /// <summary>Gets or sets the student tokenizer folder (HF <c>tokenizer.json</c>), used when created by name.</summary>
@@ -26,13 +30,10 @@ public sealed class MinEdOptions
 
     /// <summary>Gets or sets a DSKD-format <c>tea2stu_id_mapping.json</c>; empty = build the map from the two tokenizers.</summary>
     public string? VocabularyMapPath { get; set; }
+}
 
-    /// <summary>Returns the rule violations, each naming the property; empty when valid.</summary>
-    internal IReadOnlyList<string> Validate()
-    {
-        var failures = new List<string>();
-        OptionChecks.Fraction(failures, nameof(MinEdOptions), nameof(Alpha), Alpha);
-        OptionChecks.Positive(failures, nameof(MinEdOptions), nameof(Temperature), Temperature);
-        return failures;
-    }
+/// <summary>Validates <see cref="MinEdOptions"/> (source-generated from its data annotations).</summary>
+[OptionsValidator]
+internal sealed partial class MinEdOptionsValidator : IValidateOptions<MinEdOptions>
+{
 }

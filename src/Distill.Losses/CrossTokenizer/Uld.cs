@@ -36,22 +36,20 @@ public sealed class UldObjective : IDistillationObjective
     public UldObjective(UldOptions? options = null)
     {
         this.options = options ?? new UldOptions();
-        OptionChecks.ThrowIfInvalid(this.options.Validate(), nameof(options));
+        OptionChecks.ThrowIfInvalid(new UldOptionsValidator(), this.options, nameof(options));
     }
 
     /// <inheritdoc />
     public string Name => RegisteredName;
 
     /// <inheritdoc />
-    public ObjectiveRequirements Requirements { get; } = new()
-    {
-        NeedsTeacherLogits = true,
-        RequiresSameVocabulary = false,
-        RequiresTeacherTokens = true,
-    };
+    public ObjectiveRequirements Requirements => CrossTokenizerRequirements.LogitsAndTeacherTokens;
 
     /// <inheritdoc />
     public nn.Module? Module => null;
+
+    /// <inheritdoc />
+    public void Validate(ObjectiveSetup setup) => ObjectiveChecks.Validate(Name, Requirements, setup, sliceToSharedVocabulary: false, chunked: false);
 
     /// <inheritdoc />
     public ObjectiveResult Compute(ObjectiveContext context)
@@ -81,8 +79,8 @@ public sealed class UldObjective : IDistillationObjective
     internal static (Tensor Loss, Tensor CrossEntropy, Tensor Uld) Compute(Tensor studentLogits, Tensor teacherLogits, Tensor labels, Tensor teacherLabels, UldOptions options)
     {
         using var scope = NewDisposeScope();
-        var count = DskdMath.CountValid(labels);
-        var ce = DskdMath.CrossEntropySum(studentLogits, labels) / Math.Max(count, 1); // HF mean over all student labels
+        var count = TokenReduction.ValidMask(labels).sum().clamp_min(1).to(ScalarType.Float32);
+        var ce = DskdMath.CrossEntropySum(studentLogits, labels) / count; // HF mean over all student labels
 
         var (aS, nS) = UldMath.StartAndCount(labels);
         var (aT, nT) = UldMath.StartAndCount(teacherLabels);
@@ -97,7 +95,9 @@ public sealed class UldObjective : IDistillationObjective
         }
 
         var m = minimum(nS, nT);                                          // [B] aligned positions per sample
-        var k = Math.Max(m.max().item<long>(), 1);
+        // K rows per sample cover every aligned position (m ≤ min(L_s, L_t)); rows past m are masked below. A static K avoids
+        // reading max(m) back to the host.
+        var k = Math.Max(Math.Min(studentLogits.shape[1], teacherLogits.shape[1]), 1);
         var positions = arange(k, dtype: ScalarType.Int64, device: m.device).unsqueeze(0).lt(m.unsqueeze(1)); // [B, K]
         var zs = UldMath.GatherRows(studentLogits, aS, k) / options.StudentTemperature;   // rows a_s .. a_s + K − 1
         var zt = UldMath.GatherRows(teacherLogits, aT, k) / options.TeacherTemperature;

@@ -34,22 +34,20 @@ public sealed class UldDskdObjective : IDistillationObjective
     public UldDskdObjective(UldDskdOptions? options = null)
     {
         this.options = options ?? new UldDskdOptions();
-        OptionChecks.ThrowIfInvalid(this.options.Validate(), nameof(options));
+        OptionChecks.ThrowIfInvalid(new UldDskdOptionsValidator(), this.options, nameof(options));
     }
 
     /// <inheritdoc />
     public string Name => RegisteredName;
 
     /// <inheritdoc />
-    public ObjectiveRequirements Requirements { get; } = new()
-    {
-        NeedsTeacherLogits = true,
-        RequiresSameVocabulary = false,
-        RequiresTeacherTokens = true,
-    };
+    public ObjectiveRequirements Requirements => CrossTokenizerRequirements.LogitsAndTeacherTokens;
 
     /// <inheritdoc />
     public nn.Module? Module => null;
+
+    /// <inheritdoc />
+    public void Validate(ObjectiveSetup setup) => ObjectiveChecks.Validate(Name, Requirements, setup, sliceToSharedVocabulary: false, chunked: false);
 
     /// <inheritdoc />
     public ObjectiveResult Compute(ObjectiveContext context)
@@ -88,9 +86,10 @@ public sealed class UldDskdObjective : IDistillationObjective
         var ys = UldMath.GatherRows(labels, s0, k);
         var yt = UldMath.GatherRows(teacherLabels, t0, k);
         var both = TokenReduction.ValidMask(ys).logical_and(TokenReduction.ValidMask(yt)); // [B, K]
-        var zs = UldMath.GatherRows(studentLogits, s0, k)[both];                            // [N, V_s]
-        var zt = UldMath.GatherRows(teacherLogits, t0, k)[both];                            // [N, V_t]
-        var uld = UldMath.SortedProbabilityDistance(zs, zt).sum();
+        var zs = UldMath.GatherRows(studentLogits, s0, k);                                  // [B, K, V_s]
+        var zt = UldMath.GatherRows(teacherLogits, t0, k);                                  // [B, K, V_t]
+        // Masked sum over [B, K] rather than boolean indexing, which would read the mask back to the host.
+        var uld = TokenReduction.MaskedSum(UldMath.SortedProbabilityDistance(zs, zt), both);
         var loss = ((1.0 - alpha) * ce) + (alpha * uld);
         return (loss.MoveToOuterDisposeScope(), ce.MoveToOuterDisposeScope(), uld.MoveToOuterDisposeScope());
     }

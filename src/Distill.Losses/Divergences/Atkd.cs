@@ -4,10 +4,11 @@ namespace Distill.Losses;
 
 /// <summary>The result of <see cref="Atkd.Compute"/>.</summary>
 /// <param name="Loss">Scalar float32: α·NCKD_easy + (1−α)·(TCKD_hard + NCKD_hard), each group term normalised by its own token count.</param>
-/// <param name="TokenCount">The number of scored positions (labels ≠ −100).</param>
-/// <param name="EasyCount">Scored positions in the easy group.</param>
-/// <param name="HardCount">Scored positions in the hard group.</param>
-public readonly record struct AtkdResult(Tensor Loss, long TokenCount, long EasyCount, long HardCount);
+/// <param name="TokenCount">The number of scored positions (labels ≠ −100), int64 scalar on the logits' device.</param>
+/// <param name="EasyCount">Scored positions in the easy group, int64 scalar.</param>
+/// <param name="HardCount">Scored positions in the hard group, int64 scalar.</param>
+/// <remarks>All four are device tensors: computing ATKD reads nothing back to the host.</remarks>
+public readonly record struct AtkdResult(Tensor Loss, Tensor TokenCount, Tensor EasyCount, Tensor HardCount);
 
 /// <summary>
 /// Adaptive Teaching KD (ATKD, Zhong et al. 2024, <c>--kl_method atkd</c>): tokens are split at the batch median of the
@@ -42,13 +43,7 @@ public static class Atkd
         using var scope = NewDisposeScope();
         var (a, b) = reverse ? (teacherLogits, studentLogits) : (studentLogits, teacherLogits);
         var valid = TokenReduction.ValidMask(labels);
-        var n = valid.sum().item<long>();
-        if (n == 0)
-        {
-            // No scored token: zero loss that still depends on the student (so backward works), not NaN.
-            return new AtkdResult((studentLogits.to(ScalarType.Float32).sum() * 0).MoveToOuterDisposeScope(), 0, 0, 0);
-        }
-
+        var n = valid.sum();
         var (tckd, nckd) = Dkd.PerToken(a, b, labels, studentTemperature, teacherTemperature);
         Tensor easy;
         using (no_grad())
@@ -56,29 +51,41 @@ public static class Atkd
             // Uncertainty: the non-target mass of the (possibly swapped) "teacher" side in vanilla, "student" side in reverse
             // — in both cases the real teacher's distribution.
             var unc = reverse ? Dkd.NonTargetMass(a, labels, studentTemperature) : Dkd.NonTargetMass(b, labels, teacherTemperature);
-            var median = unc.masked_select(valid).median();
-            easy = unc.lt(median);
+            easy = unc.lt(LowerMedian(unc, valid, n));
         }
 
         var easyMask = easy.logical_and(valid);
         var hardMask = easy.logical_not().logical_and(valid);
-        var nEasy = easyMask.sum().item<long>();
-        var nHard = hardMask.sum().item<long>();
+        var nEasy = easyMask.sum();
+        var nHard = hardMask.sum();
         var easyNckd = GroupMean(nckd, easyMask, nEasy, emptyGroupIsNaN);
         var hardTckd = GroupMean(tckd, hardMask, nHard, emptyGroupIsNaN);
         var hardNckd = GroupMean(nckd, hardMask, nHard, emptyGroupIsNaN);
         var loss = alpha * easyNckd + (1 - alpha) * (hardTckd + hardNckd);
-        return new AtkdResult(loss.MoveToOuterDisposeScope(), n, nEasy, nHard);
+
+        // No scored token: zero loss that still depends on the student (so backward works), not NaN — in either mode.
+        var zero = studentLogits.to(ScalarType.Float32).sum() * 0;
+        loss = where(n.gt(0), loss, zero);
+        return new AtkdResult(loss.MoveToOuterDisposeScope(), n.MoveToOuterDisposeScope(), nEasy.MoveToOuterDisposeScope(), nHard.MoveToOuterDisposeScope());
     }
 
-    private static Tensor GroupMean(Tensor perToken, Tensor mask, long count, bool emptyIsNaN)
+    /// <summary>
+    /// <c>torch.median</c> of the scored values (the lower median for an even count) without a host read: the
+    /// ⌊(n − 1)/2⌋-th smallest, ignored positions sorted last as +inf. +inf when nothing is scored.
+    /// </summary>
+    private static Tensor LowerMedian(Tensor values, Tensor valid, Tensor count)
+    {
+        var sorted = values.masked_fill(valid.logical_not(), double.PositiveInfinity).reshape(-1).sort().Values;
+        var k = (count - 1).clamp_min(0).div(2, rounding_mode: RoundingMode.floor).reshape(1);
+        return sorted.gather(0, k).squeeze(0);
+    }
+
+    private static Tensor GroupMean(Tensor perToken, Tensor mask, Tensor count, bool emptyIsNaN)
     {
         var sum = TokenReduction.MaskedSum(perToken, mask);
-        if (count > 0)
-        {
-            return sum / count;
-        }
-
-        return emptyIsNaN ? sum / 0.0 : sum * 0.0; // 0/0 = NaN reproduces ATKD; else an empty group adds nothing
+        var mean = sum / count.clamp_min(1).to(ScalarType.Float32);
+        // 0/0 = NaN reproduces ATKD for an empty group; else an empty group adds nothing (its sum is 0, so mean = 0).
+        // The NaN is a constant: a where() over a NaN-valued branch with gradient would poison the other branch's gradient.
+        return emptyIsNaN ? where(count.gt(0), mean, full_like(mean, double.NaN)) : mean;
     }
 }

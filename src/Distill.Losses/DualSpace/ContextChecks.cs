@@ -20,6 +20,9 @@ internal static class ContextChecks
     internal static Tensor TeacherHidden(ObjectiveContext c, string objective) =>
         Teacher(c, objective).HiddenStates ?? throw new InvalidOperationException($"Objective '{objective}' needs the teacher's last hidden states, but the teacher output has none.");
 
+    internal static ICausalLM StudentModel(ObjectiveContext c, string objective) =>
+        c.StudentModel ?? throw new InvalidOperationException($"Objective '{objective}' needs the student model (its lm_head / embeddings), but ObjectiveContext.StudentModel is null.");
+
     internal static ICausalLM TeacherModel(ObjectiveContext c, string objective) =>
         c.TeacherModel ?? throw new InvalidOperationException($"Objective '{objective}' needs the local teacher model (its lm_head), but the context has none (use a LocalModelTeacher).");
 
@@ -41,15 +44,6 @@ internal static class ContextChecks
         if (a.dim() <= dim || b.dim() <= dim || a.shape[dim] != b.shape[dim])
         {
             throw new InvalidOperationException($"Objective '{objective}': {aName} has shape [{string.Join(", ", a.shape)}] and {bName} [{string.Join(", ", b.shape)}]; dimension {dim} must match.");
-        }
-    }
-
-    /// <summary>Throws when a same-vocabulary objective gets two vocabularies.</summary>
-    internal static void SameVocabulary(Tensor studentLogits, Tensor teacherLogits, string objective)
-    {
-        if (studentLogits.shape[^1] != teacherLogits.shape[^1])
-        {
-            throw new InvalidOperationException($"Objective '{objective}' needs student and teacher to share a vocabulary, but the student's logits have {studentLogits.shape[^1]} entries and the teacher's {teacherLogits.shape[^1]}. Use a cross-tokenizer objective (dskd_cma, uld, uld_dskd, min_ed) for different tokenizers.");
         }
     }
 }

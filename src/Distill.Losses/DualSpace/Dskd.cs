@@ -66,7 +66,7 @@ public sealed class DskdObjective : IModelAwareObjective
     public DskdObjective(DskdOptions? options = null, DualSpaceProjectors? projectors = null)
     {
         this.options = options ?? new DskdOptions();
-        OptionChecks.ThrowIfInvalid(this.options.Validate(), nameof(options));
+        OptionChecks.ThrowIfInvalid(new DskdOptionsValidator(), this.options, nameof(options));
         distance = DskdDistances.Resolve(this.options.Distance, this.options.SkewLambda, this.options.AdaptiveKlAlpha);
         this.projectors = projectors;
     }
@@ -75,13 +75,19 @@ public sealed class DskdObjective : IModelAwareObjective
     public string Name => RegisteredName;
 
     /// <inheritdoc />
-    public ObjectiveRequirements Requirements { get; } = new()
+    public ObjectiveRequirements Requirements => Needs;
+
+    /// <summary>Gets what <c>dskd</c> needs: logits and last hidden states of both models, one vocabulary.</summary>
+    internal static ObjectiveRequirements Needs { get; } = new()
     {
         NeedsTeacherLogits = true,
         NeedsTeacherHiddenStates = true,
         NeedsStudentHiddenStates = true,
         RequiresSameVocabulary = true,
     };
+
+    /// <inheritdoc />
+    public void Validate(ObjectiveSetup setup) => ObjectiveChecks.Validate(Name, Requirements, setup, sliceToSharedVocabulary: false, chunked: false);
 
     /// <inheritdoc />
     /// <exception cref="InvalidOperationException">The projectors do not exist yet (call <see cref="Initialize"/> first).</exception>
@@ -99,9 +105,9 @@ public sealed class DskdObjective : IModelAwareObjective
     {
         ArgumentNullException.ThrowIfNull(student);
         ArgumentNullException.ThrowIfNull(teacher);
-        if (student.Config.VocabSize != teacher.Config.VocabSize)
+        if (ObjectiveChecks.SharedVocabulary(Name, student.Config.VocabSize, teacher.Config.VocabSize, slice: false, "student", "teacher", out var error) is null)
         {
-            throw new ArgumentException($"Objective '{Name}' needs student and teacher to share a vocabulary, but the student's has {student.Config.VocabSize} entries and the teacher's {teacher.Config.VocabSize}. Use dskd_cma (or uld, min_ed) for different tokenizers.", nameof(teacher));
+            throw new ArgumentException(error, nameof(teacher));
         }
 
         projectors = DualSpaceInit.Create(projectors, student, teacher, withQuery: false, Name);
@@ -116,11 +122,15 @@ public sealed class DskdObjective : IModelAwareObjective
         var zt = ContextChecks.TeacherLogits(context, Name);
         var ht = ContextChecks.TeacherHidden(context, Name);
         var teacher = ContextChecks.TeacherModel(context, Name);
-        ContextChecks.SameVocabulary(zs, zt, Name);
+        if (ObjectiveChecks.SharedVocabulary(Name, zs.shape[^1], zt.shape[^1], slice: false, "student logits", "teacher logits", out var error) is null)
+        {
+            throw new InvalidOperationException(error);
+        }
+
         var labels = context.Batch.Labels;
         var teacherLabels = context.Batch.TeacherLabels ?? labels;
         ContextChecks.SameSize(zs, "student logits", ht, "teacher hidden states", 1, Name);
-        var terms = Compute(zs, hs, zt, ht, labels, teacherLabels, context.StudentModel.LmHeadWeight, teacher.LmHeadWeight, teacher.LmHeadBias, Projectors, distance, options.Alpha, options.Temperature);
+        var terms = Compute(zs, hs, zt, ht, labels, teacherLabels, ContextChecks.StudentModel(context, Name).LmHeadWeight, teacher.LmHeadWeight, teacher.LmHeadBias, Projectors, distance, options.Alpha, options.Temperature);
         return ObjectiveResult.FromTokens(terms.Loss, labels, terms.Metrics());
     }
 

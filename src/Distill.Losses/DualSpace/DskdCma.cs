@@ -38,7 +38,7 @@ public sealed class DskdCmaObjective : IModelAwareObjective
     public DskdCmaObjective(DskdCmaOptions? options = null, DualSpaceProjectors? projectors = null)
     {
         this.options = options ?? new DskdCmaOptions();
-        OptionChecks.ThrowIfInvalid(this.options.Validate(), nameof(options));
+        OptionChecks.ThrowIfInvalid(new DskdCmaOptionsValidator(), this.options, nameof(options));
         if (projectors is { Query: null })
         {
             throw new ArgumentException("DSKD-CMA needs projectors created with a query projector (withQuery: true).", nameof(projectors));
@@ -52,7 +52,10 @@ public sealed class DskdCmaObjective : IModelAwareObjective
     public string Name => RegisteredName;
 
     /// <inheritdoc />
-    public ObjectiveRequirements Requirements { get; } = new()
+    public ObjectiveRequirements Requirements => Needs;
+
+    /// <summary>Gets what <c>dskd_cma</c> needs: logits and last hidden states of both models, the teacher's own tokens.</summary>
+    internal static ObjectiveRequirements Needs { get; } = new()
     {
         NeedsTeacherLogits = true,
         NeedsTeacherHiddenStates = true,
@@ -60,6 +63,9 @@ public sealed class DskdCmaObjective : IModelAwareObjective
         RequiresSameVocabulary = false,
         RequiresTeacherTokens = true,
     };
+
+    /// <inheritdoc />
+    public void Validate(ObjectiveSetup setup) => ObjectiveChecks.Validate(Name, Requirements, setup, sliceToSharedVocabulary: false, chunked: false);
 
     /// <inheritdoc />
     /// <exception cref="InvalidOperationException">The projectors do not exist yet (call <see cref="Initialize"/> first).</exception>
@@ -90,12 +96,13 @@ public sealed class DskdCmaObjective : IModelAwareObjective
         var zt = ContextChecks.TeacherLogits(context, Name);
         var ht = ContextChecks.TeacherHidden(context, Name);
         var teacher = ContextChecks.TeacherModel(context, Name);
+        var student = ContextChecks.StudentModel(context, Name);
         var batch = context.Batch;
         ContextChecks.SameSize(teacherIds, "teacher input ids", ht, "teacher hidden states", 1, Name);
         ContextChecks.SameSize(batch.InputIds, "student input ids", hs, "student hidden states", 1, Name);
         var terms = Compute(
             zs, hs, zt, ht, batch.InputIds, batch.Labels, teacherIds, teacherLabels,
-            context.StudentModel.EmbeddingWeight, teacher.EmbeddingWeight, context.StudentModel.LmHeadWeight, teacher.LmHeadWeight,
+            student.EmbeddingWeight, teacher.EmbeddingWeight, student.LmHeadWeight, teacher.LmHeadWeight,
             Projectors, distance, options);
         return ObjectiveResult.FromTokens(terms.Loss, batch.Labels, terms.Metrics());
     }

@@ -55,9 +55,6 @@ internal static class DskdMath
         return TokenReduction.MaskedSum(perToken, mask).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The number of positions with label ≠ −100, as a host value.</summary>
-    internal static long CountValid(Tensor labels) => labels.ne(DistillationBatch.IgnoreIndex).sum().item<long>();
-
     /// <summary>A detached float32 scalar for the metrics dictionary.</summary>
     internal static Tensor Metric(Tensor value) => value.detach().to(ScalarType.Float32);
 

@@ -1,3 +1,6 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+
 namespace Distill.Losses.DualSpace;
 
 /// <summary>Options of <see cref="DskdObjective"/> (<c>dskd</c>, DSKD with a shared vocabulary).</summary>
@@ -9,10 +12,12 @@ public sealed class DskdOptions
 {
     /// <summary>Gets or sets α (<c>kd_rate</c>): L = (1 − α)·CE + α·(t2s_kd + t2s_ce + s2t_kd).</summary>
     /// <value>The default is 0.5.</value>
+    [Range(0.0, 1.0)]
     public double Alpha { get; set; } = DskdDefaults.Alpha;
 
     /// <summary>Gets or sets the KD temperature T (both logits divided by T; no T² factor).</summary>
     /// <value>The default is 2.0.</value>
+    [Range(double.Epsilon, double.MaxValue)]
     public double Temperature { get; set; } = DskdDefaults.Temperature;
 
     /// <summary>
@@ -21,31 +26,18 @@ public sealed class DskdOptions
     /// </summary>
     /// <value>The default is <c>forward_kl</c>.</value>
     /// <remarks>The teacher-space term is always forward KL, as in DSKD v1.</remarks>
+    [KnownDskdDistance]
     public string Distance { get; set; } = DskdDefaults.Distance;
 
     /// <summary>Gets or sets λ of the skewed KL distances (<c>skew_lambda</c>).</summary>
     /// <value>The default is 0.1.</value>
+    [Range(0.0, 1.0)]
     public double SkewLambda { get; set; } = DskdDefaults.SkewLambda;
 
     /// <summary>Gets or sets the head/tail mass threshold of the adaptive KL distance (<c>adaptive_kl_alpha</c>).</summary>
     /// <value>The default is 0.5.</value>
+    [Range(0.0, 1.0)]
     public double AdaptiveKlAlpha { get; set; } = DskdDefaults.AdaptiveKlAlpha;
-
-    /// <summary>Returns the rule violations, each naming the property; empty when valid.</summary>
-    internal IReadOnlyList<string> Validate()
-    {
-        var failures = new List<string>();
-        OptionChecks.Fraction(failures, nameof(DskdOptions), nameof(Alpha), Alpha);
-        OptionChecks.Positive(failures, nameof(DskdOptions), nameof(Temperature), Temperature);
-        OptionChecks.Fraction(failures, nameof(DskdOptions), nameof(SkewLambda), SkewLambda);
-        OptionChecks.Fraction(failures, nameof(DskdOptions), nameof(AdaptiveKlAlpha), AdaptiveKlAlpha);
-        if (!DskdDistances.IsKnown(Distance))
-        {
-            failures.Add($"{nameof(DskdOptions)}.{nameof(Distance)} '{Distance}' is not one of: {string.Join(", ", DskdDistances.Names)}.");
-        }
-
-        return failures;
-    }
 }
 
 /// <summary>Defaults of <see cref="DskdOptions"/> and <see cref="DskdCmaOptions"/> (DSKD v1 scripts).</summary>
@@ -57,4 +49,10 @@ internal static class DskdDefaults
     public const double SkewLambda = 0.1;
     public const double AdaptiveKlAlpha = 0.5;
     public const double TeacherTemperature = 1.0;
+}
+
+/// <summary>Validates <see cref="DskdOptions"/> (source-generated from its data annotations).</summary>
+[OptionsValidator]
+internal sealed partial class DskdOptionsValidator : IValidateOptions<DskdOptions>
+{
 }

@@ -1,44 +1,28 @@
+using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Options;
 
 namespace Distill.Losses.DualSpace;
 
-/// <summary>Small shared rules for the options of the dual-space and cross-tokenizer objectives.</summary>
+/// <summary>Runs an options type's source-generated validator when an objective is constructed directly (outside DI).</summary>
 internal static class OptionChecks
 {
-    internal static void Fraction(List<string> failures, string type, string name, double value)
+    /// <summary>Throws <see cref="ArgumentException"/> listing every failure of <paramref name="validator"/> on <paramref name="options"/>.</summary>
+    internal static T ThrowIfInvalid<T>(IValidateOptions<T> validator, T options, string paramName)
+        where T : class
     {
-        if (!(value is >= 0 and <= 1))
-        {
-            failures.Add($"{type}.{name} must be in [0, 1] (got {value}).");
-        }
+        LossesOptionsValidation.ThrowIfInvalid(validator.Validate(null, options), paramName);
+        return options;
     }
+}
 
-    internal static void Positive(List<string> failures, string type, string name, double value)
-    {
-        if (!(double.IsFinite(value) && value > 0))
-        {
-            failures.Add($"{type}.{name} must be a finite positive number (got {value}).");
-        }
-    }
-
-    internal static void NonNegative(List<string> failures, string type, string name, double value)
-    {
-        if (!(double.IsFinite(value) && value >= 0))
-        {
-            failures.Add($"{type}.{name} must be a finite non-negative number (got {value}).");
-        }
-    }
-
-    /// <summary>Throws <see cref="ArgumentException"/> listing every failure.</summary>
-    internal static void ThrowIfInvalid(IReadOnlyList<string> failures, string paramName)
-    {
-        if (failures.Count > 0)
-        {
-            throw new ArgumentException(string.Join(" ", failures), paramName);
-        }
-    }
-
-    /// <summary>An <see cref="IValidateOptions{TOptions}"/> result from a list of failures.</summary>
-    internal static ValidateOptionsResult ToResult(IReadOnlyList<string> failures) =>
-        failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+/// <summary>A DSKD student-space distance name (<c>--kd-objective</c>): one of <see cref="DskdDistances.Names"/>.</summary>
+[AttributeUsage(AttributeTargets.Property)]
+internal sealed class KnownDskdDistanceAttribute : ValidationAttribute
+{
+    protected override ValidationResult? IsValid(object? value, ValidationContext validationContext) =>
+        DskdDistances.IsKnown(value as string)
+            ? ValidationResult.Success
+            : new ValidationResult(
+                $"{validationContext.DisplayName} '{value}' is not one of: {string.Join(", ", DskdDistances.Names)}.",
+                validationContext.MemberName is null ? null : [validationContext.MemberName]);
 }

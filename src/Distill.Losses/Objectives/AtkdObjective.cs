@@ -4,46 +4,38 @@ using static TorchSharp.torch;
 namespace Distill.Losses;
 
 /// <summary>
-/// ATKD adaptive teaching (<c>--kl_method atkd</c>). Its easy/hard groups are normalised by their own counts, so the loss is
-/// not per-token decomposable: this objective returns <c>LossSum = L·N</c> and <c>Normalizer = N</c> (N scored tokens), which
-/// the trainer's division turns back into ATKD's L for a one-micro-batch window.
+/// ATKD adaptive teaching (<c>--kl_method atkd</c>). Its easy/hard groups are split at the batch median and normalised by
+/// their own counts, so the loss is a per-micro-batch mean, not a sum of per-token terms: this objective returns
+/// <c>LossSum = L</c> with <c>Normalizer = 1</c> (the trainer then averages the micro-batches of a window, as ATKD's HF
+/// Trainer does with <c>loss / gradient_accumulation_steps</c>) and <c>ScoredTokens = N</c>, the real scored tokens.
 /// </summary>
-internal sealed class AtkdObjective : IDistillationObjective
+internal sealed class AtkdObjective(LossesOptions options, ILogger logger) : IDistillationObjective
 {
-    private readonly LossesOptions options;
-    private readonly ILogger logger;
-
-    internal AtkdObjective(LossesOptions options, ILogger logger)
-    {
-        this.options = options;
-        this.logger = logger;
-        if (options.Atkd.OfficialCompatibility)
-        {
-            Log.CompatibilityMode(logger, Name, "an empty easy/hard group makes the loss NaN");
-        }
-    }
+    private bool sliceLogged;
 
     public string Name => ObjectiveNames.Atkd;
 
-    public ObjectiveRequirements Requirements => ObjectiveResults.LogitsPair;
+    public ObjectiveRequirements Requirements => ObjectiveDeclaration.LogitsPair;
 
     public nn.Module? Module => null;
+
+    public void Validate(ObjectiveSetup setup) => ObjectiveChecks.Validate(Name, Requirements, setup, options.SliceToSharedVocabulary, chunked: false);
 
     public ObjectiveResult Compute(ObjectiveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var o = options.Atkd;
-        var (student, teacher) = LogitsGuard.Pair(context, options, Name, logger);
+        var (student, teacher) = LogitsGuard.Pair(context, options, Name, logger, ref sliceLogged);
         using var scope = NewDisposeScope();
-        var r = Atkd.Compute(student, teacher, context.Batch.Labels, o.Alpha, o.StudentTemperature, o.TeacherTemperature,
+        var labels = AtkdQuirks.Labels(options, context.Batch.Labels);
+        var r = Atkd.Compute(student, teacher, labels, o.Alpha, o.StudentTemperature, o.TeacherTemperature,
             o.Setting == AtkdSetting.Reverse, emptyGroupIsNaN: o.OfficialCompatibility);
-        if (r.TokenCount > 0 && (r.EasyCount == 0 || r.HardCount == 0))
+        var metrics = new Dictionary<string, Tensor>(StringComparer.Ordinal)
         {
-            Log.AtkdEmptyGroup(logger, Name, r.EasyCount == 0 ? "easy" : "hard", r.EasyCount, r.HardCount);
-        }
-
-        var result = ObjectiveResults.Create(r.Loss * r.TokenCount, r.TokenCount, ("kd", r.Loss),
-            ("easy_tokens", tensor((float)r.EasyCount)), ("hard_tokens", tensor((float)r.HardCount)));
-        return DivergenceKdObjective.Move(result);
+            ["kd"] = r.Loss,
+            ["easy_tokens"] = r.EasyCount,
+            ["hard_tokens"] = r.HardCount,
+        };
+        return ObjectiveResults.Create(r.Loss, ones(Array.Empty<long>(), ScalarType.Float32, r.Loss.device), r.TokenCount, metrics);
     }
 }

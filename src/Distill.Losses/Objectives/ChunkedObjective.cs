@@ -16,32 +16,26 @@ namespace Distill.Losses;
 /// </remarks>
 internal sealed class ChunkedObjective : IDistillationObjective
 {
-    /// <summary>The objectives that have a chunked variant.</summary>
-    internal static readonly string[] SupportedBaseNames =
-    [
-        ObjectiveNames.ForwardKl, ObjectiveNames.ReverseKl, ObjectiveNames.JsDivergence, ObjectiveNames.SkewedForwardKl,
-        ObjectiveNames.SkewedReverseKl, ObjectiveNames.AdaptiveKl, ObjectiveNames.AtkdForward, ObjectiveNames.AtkdReverse,
-        ObjectiveNames.AtkdJsd, ObjectiveNames.AtkdTvd, ObjectiveNames.AtkdDkd, ObjectiveNames.GkdJsd, ObjectiveNames.Sft,
-        ObjectiveNames.SeqKd,
-    ];
-
-    private readonly string baseName;
+    private readonly ObjectiveDeclaration declaration;
     private readonly LossesOptions options;
     private readonly ILogger logger;
     private readonly ChunkDivergence divergence;
+    private readonly bool scoreIgnored;
+    private bool sliceLogged;
 
-    internal ChunkedObjective(string baseName, LossesOptions options, ILogger logger)
+    internal ChunkedObjective(ObjectiveDeclaration declaration, LossesOptions options, ILogger logger)
     {
-        if (!SupportedBaseNames.Contains(baseName))
+        if (!declaration.IsTokenLevel || !declaration.HasChunkedVariant)
         {
-            throw new ArgumentException($"'{baseName}' has no chunked variant; supported: {string.Join(", ", SupportedBaseNames)}.", nameof(baseName));
+            throw new ArgumentException($"'{declaration.Name}' has no chunked variant; supported: {string.Join(", ", SupportedBaseNames)}.", nameof(declaration));
         }
 
-        this.baseName = baseName;
+        this.declaration = declaration;
         this.options = options;
         this.logger = logger;
-        Name = baseName + ObjectiveNames.ChunkedSuffix;
-        divergence = Create(baseName, options);
+        Name = declaration.Name + ObjectiveNames.ChunkedSuffix;
+        divergence = declaration.ChunkLoss(options);
+        scoreIgnored = declaration.ScoresIgnoredPositions?.Invoke(options) ?? false;
         var teacherFree = !divergence.NeedsTeacher;
         Requirements = new ObjectiveRequirements
         {
@@ -54,64 +48,22 @@ internal sealed class ChunkedObjective : IDistillationObjective
         };
     }
 
+    /// <summary>Gets the base names that have a chunked variant (the token-level built-in declarations).</summary>
+    internal static IReadOnlyList<string> SupportedBaseNames =>
+        [.. DistillObjectives.BuiltIn.Where(d => d.IsTokenLevel && d.HasChunkedVariant).Select(d => d.Name)];
+
     public string Name { get; }
 
     public ObjectiveRequirements Requirements { get; }
 
     public nn.Module? Module => null;
 
-    /// <summary>The chunk loss of a plain objective name (the same arithmetic as the plain objective, on [c, V] rows).</summary>
-    internal static ChunkDivergence Create(string baseName, LossesOptions options)
-    {
-        var d = options.Divergence;
-        var a = options.Atkd;
-        var g = options.Gkd;
-        switch (baseName)
-        {
-            case ObjectiveNames.ForwardKl:
-                return new ForwardKlChunkDivergence(d.KdRate, d.Temperature);
-            case ObjectiveNames.ReverseKl or ObjectiveNames.JsDivergence or ObjectiveNames.SkewedForwardKl or ObjectiveNames.SkewedReverseKl or ObjectiveNames.AdaptiveKl:
-                var perToken = DivergenceKdObjective.PerToken(baseName);
-                return new FunctionChunkDivergence((s, t, y) =>
-                {
-                    var mask = TokenReduction.ValidMask(y);
-                    var ce = TokenReduction.MaskedSum(CrossEntropy.PerToken(s, y), mask);
-                    var kd = TokenReduction.MaskedSum(perToken(s, t!, d), mask);
-                    return (1 - d.KdRate) * ce + d.KdRate * kd;
-                });
-            case ObjectiveNames.AtkdForward:
-                return Atkd(a, (s, t, y) => ForwardKl.PerToken(s, t));
-            case ObjectiveNames.AtkdReverse:
-                return Atkd(a, (s, t, y) => ReverseKl.PerToken(s, t));
-            case ObjectiveNames.AtkdJsd when a.OfficialCompatibility:
-                return Atkd(a, (s, t, y) => a.JsdForwardRatio * ForwardKl.PerToken(s, t) + (1 - a.JsdForwardRatio) * ReverseKl.PerToken(s, t));
-            case ObjectiveNames.AtkdJsd:
-                return Atkd(a, (s, t, y) => GeneralizedJsd.PerToken(s, t, beta: 0.5));
-            case ObjectiveNames.AtkdTvd:
-                return Atkd(a, (s, t, y) => TotalVariation.PerToken(s, t), scoreIgnored: a.OfficialCompatibility);
-            case ObjectiveNames.AtkdDkd:
-                return Atkd(a, (s, t, y) =>
-                {
-                    var (tckd, nckd) = Dkd.PerToken(s, t, y);
-                    return a.Alpha * tckd + a.Beta * nckd;
-                });
-            case ObjectiveNames.GkdJsd:
-                return new FunctionChunkDivergence((s, t, y) =>
-                    TokenReduction.MaskedSum(GeneralizedJsd.PerToken(s, t!, g.Beta, g.Temperature), TokenReduction.ValidMask(y)));
-            default: // sft, seqkd
-                return new FunctionChunkDivergence(
-                    (s, t, y) => TokenReduction.MaskedSum(CrossEntropy.PerToken(s, y), TokenReduction.ValidMask(y)), needsTeacher: false);
-        }
-    }
+    public void Validate(ObjectiveSetup setup) => ObjectiveChecks.Validate(Name, Requirements, setup, options.SliceToSharedVocabulary, chunked: true);
 
     public ObjectiveResult Compute(ObjectiveContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (baseName == ObjectiveNames.AtkdDkd && options.Atkd.OfficialCompatibility)
-        {
-            throw new NotSupportedException("atkd_dkd_chunked with Atkd.OfficialCompatibility = true: the official dkd call raises TypeError (see atkd_dkd).");
-        }
-
+        declaration.Check?.Invoke(options);
         var hidden = context.Student.HiddenStates
             ?? throw new InvalidOperationException($"Objective '{Name}' needs the student's last hidden states, but CausalLMOutput.HiddenStates is null (run the student with ReturnHiddenStates = true).");
         var labels = context.Batch.Labels;
@@ -121,41 +73,29 @@ internal sealed class ChunkedObjective : IDistillationObjective
         }
 
         long b = hidden.shape[0], len = hidden.shape[1];
-        var weight = context.StudentModel.LmHeadWeight;
-        var bias = context.StudentModel.LmHeadBias;
+        var model = DualSpace.ContextChecks.StudentModel(context, Name);
+        var weight = model.LmHeadWeight;
+        var bias = model.LmHeadBias;
         if (weight.shape[1] != hidden.shape[2])
         {
             throw new ArgumentException($"Objective '{Name}': student lm_head weight [{string.Join(", ", weight.shape)}] does not match hidden size {hidden.shape[2]}.");
         }
 
         using var scope = NewDisposeScope();
+        labels = declaration.Labels?.Invoke(options, labels) ?? labels;
         var teacher = divergence.NeedsTeacher ? Teacher(context, b * len, ref weight, ref bias) : TeacherSource.None;
         Action<Tensor, long>? check = options.CheckFinite ? (s, start) => CheckChunk(s, start, len) : null;
         var flatLabels = labels.reshape(-1);
         var loss = FusedLinearDivergence.Apply(hidden.reshape(b * len, -1), weight, bias, teacher, flatLabels, divergence, options.ChunkSize, check);
-        var mask = TokenReduction.ValidMask(labels);
-        var count = baseName == ObjectiveNames.AtkdTvd && options.Atkd.OfficialCompatibility
-            ? mask.logical_not().sum().item<long>()
-            : mask.sum().item<long>();
-        if (baseName == ObjectiveNames.AtkdTvd && options.Atkd.OfficialCompatibility && count == 0)
+        var count = TokenLevelObjective.ScoreMask(labels, scoreIgnored).sum();
+        var normalizer = count.to(ScalarType.Float32);
+        if (scoreIgnored)
         {
-            loss = loss / 0.0; // official: mean of an empty selection is NaN
+            loss = loss / normalizer.ne(0).to(ScalarType.Float32); // official: mean of an empty selection is NaN (0/0)
         }
 
-        return DivergenceKdObjective.Move(ObjectiveResults.Create(loss, count, ("loss", loss)));
+        return ObjectiveResults.Create(loss, normalizer, count, new Dictionary<string, Tensor>(StringComparer.Ordinal) { ["loss"] = loss });
     }
-
-    private static FunctionChunkDivergence Atkd(AtkdOptions a, Func<Tensor, Tensor, Tensor, Tensor> perToken, bool scoreIgnored = false) =>
-        new((s, t, y) =>
-        {
-            var mask = TokenReduction.ValidMask(y);
-            if (scoreIgnored)
-            {
-                mask = mask.logical_not();
-            }
-
-            return TokenReduction.MaskedSum(perToken(LossMath.Scale(s, a.StudentTemperature), LossMath.Scale(t!, a.TeacherTemperature), y), mask);
-        });
 
     private TeacherSource Teacher(ObjectiveContext context, long rows, ref Tensor weight, ref Tensor? bias)
     {
@@ -201,17 +141,9 @@ internal sealed class ChunkedObjective : IDistillationObjective
             throw new InvalidOperationException($"Objective '{Name}' needs teacher logits or teacher hidden states; TeacherOutput has neither.");
         }
 
-        if (vs != vt)
+        var shared = ObjectiveChecks.SharedVocabulary(Name, vs, vt, options.SliceToSharedVocabulary, "student lm_head", "teacher", logger, ref sliceLogged);
+        if (shared != vs)
         {
-            if (!options.SliceToSharedVocabulary)
-            {
-                throw new ArgumentException(
-                    $"Objective '{Name}': vocabulary mismatch, student lm_head has V = {vs} rows but the teacher has V = {vt}. " +
-                    $"Set {nameof(LossesOptions)}.{nameof(LossesOptions.SliceToSharedVocabulary)} = true to use the first {Math.Min(vs, vt)} entries when both share a tokenizer.");
-            }
-
-            var shared = Math.Min(vs, vt);
-            Log.VocabularySliced(logger, Name, vs, vt, shared);
             weight = weight.narrow(0, 0, shared);
             bias = bias?.narrow(0, 0, shared);
         }

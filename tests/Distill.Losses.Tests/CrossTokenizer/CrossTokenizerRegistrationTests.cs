@@ -60,7 +60,7 @@ public sealed class CrossTokenizerRegistrationTests
         using var provider = new ServiceCollection().AddDistill().AddDistillCrossTokenizer(o => o.Uld.Lambda = -1).Services.BuildServiceProvider();
 
         var ex = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<CrossTokenizerOptions>>().Value);
-        Assert.Contains("UldOptions.Lambda", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("CrossTokenizer.Uld.Lambda", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -66,7 +66,7 @@ public sealed class DskdTests
         Assert.True(objective.Projectors.TeacherToStudent.weight!.grad!.abs().sum().item<float>() > 0);
         Assert.True(objective.Projectors.StudentToTeacher.weight!.grad!.abs().sum().item<float>() > 0);
         // The frozen lm_heads and the teacher tensors get nothing.
-        Assert.Null(context.StudentModel.LmHeadWeight.grad);
+        Assert.Null(context.StudentModel!.LmHeadWeight.grad);
         Assert.Null(context.Teacher!.HiddenStates!.grad);
     }
 

@@ -126,7 +126,11 @@ public sealed class ChunkedObjectiveTests
         var model = new TinyCausalLM(seed: 9, vocab: V, hidden: H);
         var h = randn(2, 5, H);
         h[1, 3, 0] = tensor(float.NaN);
-        var ex = Assert.Throws<ArgumentException>(() => TestData.Create("sft_chunked", o => o.ChunkSize = 3).Compute(new ObjectiveContext
+        var ex = Assert.Throws<ArgumentException>(() => TestData.Create("sft_chunked", o =>
+        {
+            o.ChunkSize = 3;
+            o.CheckFinite = true;
+        }).Compute(new ObjectiveContext
         {
             Batch = TestData.Batch(TestData.Labels(10, 2, 5, V)),
             Student = new CausalLMOutput(null, h, null),
