@@ -56,4 +56,11 @@ public sealed class MarkdownSnippetTests
         Assert.Empty(SnippetCompiler.Errors(snippet));
         Assert.NotEmpty(SnippetCompiler.Errors(snippet with { Context = "" }));
     }
+
+    [Fact]
+    public void SnippetCompiler_DeclarationsOnly_CompileAsALibrary()
+    {
+        var snippet = new MarkdownSnippet("docs/x.md", 1, "using Distill.Models;\n\ninternal static class Sizes\n{\n    internal static int Vocab(CausalLM m) => m.Config.VocabSize;\n}\n", "");
+        Assert.Empty(SnippetCompiler.Errors(snippet));
+    }
 }

@@ -31,7 +31,10 @@ internal static class SnippetCompiler
             "Snippet",
             [tree, CSharpSyntaxTree.ParseText(string.Concat(ImplicitUsings.Select(u => $"global using global::{u};\n")))],
             References.Value,
-            new CSharpCompilationOptions(OutputKind.ConsoleApplication, nullableContextOptions: NullableContextOptions.Enable, allowUnsafe: true));
+            // A block with statements is a program (top-level statements); a block of declarations only is a library.
+            new CSharpCompilationOptions(
+                tree.GetRoot().DescendantNodes().OfType<Microsoft.CodeAnalysis.CSharp.Syntax.GlobalStatementSyntax>().Any() ? OutputKind.ConsoleApplication : OutputKind.DynamicallyLinkedLibrary,
+                nullableContextOptions: NullableContextOptions.Enable, allowUnsafe: true));
         using var pe = new MemoryStream();
         var result = compilation.Emit(pe);
         return [.. result.Diagnostics
