@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs the five Distill libraries and proves they can be consumed: a throwaway console project outside the repo
+# Packs the six Distill libraries and proves they can be consumed: a throwaway console project outside the repo
 # restores them from the local pack folder (plus nuget.org for TorchSharp-cpu), builds, and runs a tensor op
 # through Distill's native runtime loader; a second one compiles and runs README.md's main example unchanged.
 set -euo pipefail
@@ -9,13 +9,13 @@ version="0.1.0-local.$(date +%s)"   # unique per run, so a stale copy in the NuG
 rm -rf "$out"
 dotnet pack "$root/Distill.sln" -c Release -o "$out" -p:Version="$version" --nologo -v minimal
 
-expected=(Distill.Core Distill.Losses Distill.Lora Distill.Data Distill.Eval)
+expected=(Distill.Core Distill.Losses Distill.Lora Distill.Data Distill.Eval Distill.Remote)
 for id in "${expected[@]}"; do
   test -f "$out/$id.$version.nupkg" || { echo "missing package $id.$version.nupkg" >&2; exit 1; }
   test -f "$out/$id.$version.snupkg" || { echo "missing symbols package $id.$version.snupkg" >&2; exit 1; }
 done
 count=$(ls "$out"/*.nupkg | wc -l)
-[ "$count" -eq 5 ] || { echo "expected 5 packages, found $count" >&2; ls "$out" >&2; exit 1; }
+[ "$count" -eq 6 ] || { echo "expected 6 packages, found $count" >&2; ls "$out" >&2; exit 1; }
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -43,6 +43,7 @@ cat > "$work/Consumer.csproj" <<XML
     <PackageReference Include="Distill.Lora" Version="$version" />
     <PackageReference Include="Distill.Data" Version="$version" />
     <PackageReference Include="Distill.Eval" Version="$version" />
+    <PackageReference Include="Distill.Remote" Version="$version" />
     <PackageReference Include="TorchSharp-cpu" Version="0.107.0" />
   </ItemGroup>
 </Project>
@@ -59,6 +60,7 @@ var deps = new Dictionary<string, string[]>
 {
     ["Distill.Core"] = [], ["Distill.Losses"] = ["Distill.Core", "Distill.Data"], ["Distill.Lora"] = ["Distill.Core"],
     ["Distill.Data"] = ["Distill.Core"], ["Distill.Eval"] = ["Distill.Core", "Distill.Data"],
+    ["Distill.Remote"] = ["Distill.Core", "Distill.Data"],
 };
 foreach (var (id, want) in deps)
 {

@@ -153,6 +153,10 @@ public static class DistillObjectives
             Aliases = ["min_edit_dis_kld"],
             Factory = (o, logger) => CrossTokenizerRegistrations.CreateMinEd(o.CrossTokenizer.MinEd, logger),
         },
+        Sparse(SparseKdObjective.ForwardKlName),
+        Sparse(SparseKdObjective.ReverseKlName),
+        Sparse(SparseKdObjective.JsdName),
+        Sparse(SparseKdObjective.TvdName),
     ];
 
     private static ObjectiveDeclaration Atkd(string name, Func<LossesOptions, TokenLoss>? kd) => new()
@@ -162,6 +166,14 @@ public static class DistillObjectives
         Terms = kd is null ? null : o => [new ObjectiveTerm("kd", 1.0, kd(o))],
         Labels = AtkdQuirks.Labels,
         Quirk = o => AtkdQuirks.Describe(name, o),
+    };
+
+    private static ObjectiveDeclaration Sparse(string name) => new()
+    {
+        Name = name,
+        OptionsSection = nameof(LossesOptions.Sparse),
+        Requirements = SparseKdObjective.SparseRequirements,
+        Factory = (o, _) => new SparseKdObjective(name, o.Sparse),
     };
 
     private static ObjectiveDeclaration Sft(string name) => new()

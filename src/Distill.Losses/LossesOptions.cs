@@ -51,6 +51,10 @@ public sealed class LossesOptions
     /// <summary>Gets the options of the dual-space and cross-tokenizer objectives (<c>dskd</c>, <c>dskd_cma</c>, <c>uld</c>, <c>uld_dskd</c>, <c>min_ed</c>).</summary>
     [ValidateObjectMembers]
     public CrossTokenizerOptions CrossTokenizer { get; init; } = new();
+
+    /// <summary>Gets the options of the sparse top-k objectives (<c>sparse_forward_kl</c>, <c>sparse_reverse_kl</c>, <c>sparse_jsd</c>, <c>sparse_tvd</c>).</summary>
+    [ValidateObjectMembers]
+    public SparseTopKOptions Sparse { get; init; } = new();
 }
 
 /// <summary>

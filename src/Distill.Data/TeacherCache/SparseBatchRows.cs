@@ -1,0 +1,139 @@
+using static TorchSharp.torch;
+
+namespace Distill.Data;
+
+/// <summary>
+/// Maps between a padded <see cref="DistillationBatch"/> and per-row <see cref="TeacherCacheExample"/>s, so that any
+/// sparse top-k teacher (a cache, a server) can serve a batch: <see cref="FromBatch"/> extracts each row's real tokens and
+/// scored positions, <see cref="ToTeacherOutput"/> places per-row top-k results at the batch's positions.
+/// </summary>
+public static class SparseBatchRows
+{
+    /// <summary>Extracts each batch row's unpadded input ids and scored positions (left or right padding).</summary>
+    /// <param name="batch">A same-tokenizer batch.</param>
+    /// <returns>Per row: the example (<see cref="TeacherCacheExample.Row"/> = batch row) and the column of its first real token.</returns>
+    /// <exception cref="InvalidOperationException">The batch carries teacher tokens, the mask has a gap, or a padded position is scored.</exception>
+    public static IReadOnlyList<(TeacherCacheExample Example, int Offset)> FromBatch(DistillationBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.HasTeacherTokens)
+        {
+            throw new InvalidOperationException("Sparse top-k teachers serve same-tokenizer batches only; this batch carries the teacher's own tokenisation (a cross-tokenizer objective).");
+        }
+
+        int b = (int)batch.InputIds.shape[0], t = (int)batch.InputIds.shape[1];
+        var ids = batch.InputIds.cpu().data<long>().ToArray();
+        var mask = batch.AttentionMask.cpu().data<long>().ToArray();
+        var labels = batch.Labels.cpu().data<long>().ToArray();
+        var rows = new (TeacherCacheExample, int)[b];
+        for (var row = 0; row < b; row++)
+        {
+            var o = row * t;
+            var start = 0;
+            while (start < t && mask[o + start] == 0)
+            {
+                start++;
+            }
+
+            var end = start;
+            while (end < t && mask[o + end] != 0)
+            {
+                end++;
+            }
+
+            for (var x = end; x < t; x++)
+            {
+                if (mask[o + x] != 0)
+                {
+                    throw new InvalidOperationException($"Batch row {row}: the attention mask has a gap (padding inside the sequence); sparse teachers need contiguous tokens.");
+                }
+            }
+
+            var real = new int[end - start];
+            for (var x = start; x < end; x++)
+            {
+                real[x - start] = checked((int)ids[o + x]);
+            }
+
+            var scored = new List<int>();
+            for (var x = 0; x < t; x++)
+            {
+                if (labels[o + x] != DistillationBatch.IgnoreIndex)
+                {
+                    if (x < start || x >= end)
+                    {
+                        throw new InvalidOperationException($"Batch row {row}: position {x} is scored but padded.");
+                    }
+
+                    scored.Add(x - start);
+                }
+            }
+
+            rows[row] = (new TeacherCacheExample(row, real, scored), start);
+        }
+
+        return rows;
+    }
+
+    /// <summary>
+    /// Builds a <see cref="TeacherOutput"/> with [B, T, K] top-k ids and log-probs and [B, T] log tail mass on the batch's
+    /// device. Positions that are not scored hold a harmless uniform placeholder (ids 0 … k − 1, log-probs −log k, tail −inf).
+    /// </summary>
+    /// <param name="batch">The batch.</param>
+    /// <param name="rows">The rows from <see cref="FromBatch"/>.</param>
+    /// <param name="values">One result per row, over that row's scored positions.</param>
+    /// <param name="k">The top-k width.</param>
+    /// <returns>The sparse teacher output (the caller owns the tensors).</returns>
+    public static TeacherOutput ToTeacherOutput(DistillationBatch batch, IReadOnlyList<(TeacherCacheExample Example, int Offset)> rows, IReadOnlyList<TopKSequence> values, int k)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        ArgumentNullException.ThrowIfNull(rows);
+        ArgumentNullException.ThrowIfNull(values);
+        long b = batch.InputIds.shape[0], t = batch.InputIds.shape[1];
+        if (rows.Count != b || values.Count != b)
+        {
+            throw new ArgumentException($"{rows.Count} rows and {values.Count} results for a batch of {b}.");
+        }
+
+        var outIds = new long[b * t * k];
+        var outLogProbs = new float[b * t * k];
+        var outTail = new float[b * t];
+        var uniform = (float)-Math.Log(k);
+        for (var i = 0L; i < b * t; i++)
+        {
+            for (var j = 0; j < k; j++)
+            {
+                outIds[(i * k) + j] = j;
+                outLogProbs[(i * k) + j] = uniform;
+            }
+
+            outTail[i] = float.NegativeInfinity;
+        }
+
+        for (var row = 0; row < b; row++)
+        {
+            var (example, offset) = rows[row];
+            var v = values[row];
+            v.Check(example, k, "sparse teacher");
+            for (var j = 0; j < example.ScoredPositions.Count; j++)
+            {
+                var at = (row * t) + offset + example.ScoredPositions[j];
+                for (var x = 0; x < k; x++)
+                {
+                    outIds[(at * k) + x] = v.Ids[(j * k) + x];
+                    outLogProbs[(at * k) + x] = v.LogProbs[(j * k) + x];
+                }
+
+                outTail[at] = v.LogTailMass[j];
+            }
+        }
+
+        var device = batch.InputIds.device;
+        return new TeacherOutput
+        {
+            TopKIndices = tensor(outIds, [b, t, k]).to(device),
+            TopKLogProbs = tensor(outLogProbs, [b, t, k]).to(device),
+            TopKLogTailMass = tensor(outTail, [b, t]).to(device),
+        };
+    }
+}
