@@ -5,14 +5,14 @@
 # API as it is now. Entries of PublicAPI.Shipped.txt that no longer exist (RS0017) are breaking changes: they are listed
 # and must be removed by hand. Review the diff: every added line is public API.
 #
-#   bash eng/update-public-api.sh                  # all five libraries, in dependency order
+#   bash eng/update-public-api.sh                  # every library, in dependency order
 #   bash eng/update-public-api.sh Distill.Core     # one library
 #
 # On release, move the Unshipped lines into PublicAPI.Shipped.txt (keep '#nullable enable' first in both).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 projects=("$@")
-[ ${#projects[@]} -gt 0 ] || projects=(Distill.Core Distill.Data Distill.Lora Distill.Losses Distill.Eval)
+[ ${#projects[@]} -gt 0 ] || projects=(Distill.Core Distill.Data Distill.Lora Distill.Losses Distill.Eval Distill.Remote)
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 for name in "${projects[@]}"; do
