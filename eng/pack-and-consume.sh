@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs the six Distill libraries and proves they can be consumed: a throwaway console project outside the repo
 # restores them from the local pack folder (plus nuget.org for TorchSharp-cpu), builds, and runs a tensor op
-# through Distill's native runtime loader.
+# through Distill's native runtime loader; a second one compiles and runs README.md's main example unchanged.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/artifacts/packages"
@@ -70,6 +70,7 @@ foreach (var (id, want) in deps)
     var got = Regex.Matches(nuspec, "<dependency id=\"(Distill\\.[A-Za-z]+)\" version=\"([^\"]+)\"").Select(m => (m.Groups[1].Value, m.Groups[2].Value)).ToHashSet();
     string? problem =
         !names.Contains("README.md") ? "README.md missing" :
+        !new StreamReader(zip.GetEntry("README.md")!.Open()).ReadToEnd().StartsWith($"# {id}\n", StringComparison.Ordinal) ? "README.md is not the package's own README" :
         !names.Contains($"lib/net10.0/{id}.xml") ? "XML docs missing" :
         !nuspec.Contains("<license type=\"expression\">MIT</license>") ? "license expression missing" :
         !nuspec.Contains("<repository") ? "repository missing" :
@@ -89,3 +90,39 @@ Console.WriteLine($"consumer OK: sum of squares = {sum}");
 return 0;
 CS
 dotnet run --project "$work/Consumer.csproj" -c Release -- "$out" "$version"
+
+
+# 3. README.md's main example (the csharp block that starts with "// README main example"), unchanged, as a console app
+#    on the packed packages plus the host packages its install section names.
+readme="$work/readme"
+mkdir -p "$readme"
+cp "$work/nuget.config" "$readme/nuget.config"
+awk '/^```csharp$/ { inblock = 1; n = 0; next } /^```$/ { if (inblock && found) exit; inblock = 0; next }
+     inblock { if (n == 0 && $0 == "// README main example") found = 1; n++; if (found) print }' "$root/README.md" > "$readme/Program.cs"
+grep -q "README main example" "$readme/Program.cs" || { echo "README.md has no csharp block starting with '// README main example'" >&2; exit 1; }
+cat > "$readme/ReadmeExample.csproj" <<XML
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup>
+    <OutputType>Exe</OutputType>
+    <TargetFramework>net10.0</TargetFramework>
+    <Nullable>enable</Nullable>
+    <ImplicitUsings>enable</ImplicitUsings>
+  </PropertyGroup>
+  <ItemGroup>
+    <PackageReference Include="Distill.Core" Version="$version" />
+    <PackageReference Include="Distill.Losses" Version="$version" />
+    <PackageReference Include="Distill.Data" Version="$version" />
+    <PackageReference Include="Distill.Eval" Version="$version" />
+    <PackageReference Include="Distill.Lora" Version="$version" />
+    <PackageReference Include="TorchSharp-cpu" Version="0.107.0" />
+    <PackageReference Include="Microsoft.Extensions.DependencyInjection" Version="10.0.0" />
+    <PackageReference Include="Microsoft.Extensions.Logging.Console" Version="10.0.0" />
+  </ItemGroup>
+</Project>
+XML
+(cd "$readme" && dotnet run -c Release) | tee "$readme/output.txt"
+grep -q "Completed after 40 steps" "$readme/output.txt" || { echo "README main example did not finish its 40 training steps" >&2; exit 1; }
+test -f "$readme/runs/readme/student/tokenizer.json" && test -f "$readme/runs/readme/student/model.safetensors" \
+  || { echo "README main example did not save the student folder with its tokenizer" >&2; exit 1; }
+echo "README main example OK"
+

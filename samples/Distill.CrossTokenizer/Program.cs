@@ -8,6 +8,7 @@ using System.Globalization;
 using Distill;
 using Distill.Data;
 using Distill.Data.Alignment;
+using Distill.Eval.Evaluation;
 using Distill.Eval.Metrics;
 using Distill.Generation;
 using Distill.Losses.CrossTokenizer;
@@ -107,35 +108,31 @@ static void Train(CausalLM model, IDistillationObjective objective, ITeacher? te
     trainer.Train(data);
 }
 
-// ROUGE-L (×100) of greedy answers, and the teacher-forced mean NLL of the reference answers.
+// ROUGE-L (×100) of greedy answers (Distill.Eval's generation evaluation), and the teacher-forced mean NLL of the reference answers.
 static (double RougeL, double Nll) Score(CausalLM model, TokenizedDataset set, HfTokenizer tokenizer)
 {
+    var eos = TokenizedDataset.PadId(tokenizer);
+    var report = GenerationEvaluation.Evaluate(model, set, [new RougeLMetric()], new GenerationEvaluationOptions
+    {
+        Seeds = [Seed],   // greedy decoding: one seed is enough
+        BatchSize = 50,
+        StopText = null,
+        Generation = new GenerationOptions { MaxNewTokens = 32, EosTokenIds = [eos] },
+    });
+
     using var noGrad = no_grad();
     model.eval();
-    var eos = TokenizedDataset.PadId(tokenizer);
-    double rouge = 0;
     var nll = default(PerplexityResult);
     for (var start = 0; start < set.Count; start += 50)
     {
         using var scope = NewDisposeScope();
-        var indices = Enumerable.Range(start, Math.Min(50, set.Count - start)).ToList();
-        using var prompts = set.CollatePrompts(indices);
-        using var generated = TextGenerator.Generate(model, prompts.InputIds, prompts.AttentionMask, new GenerationOptions { MaxNewTokens = 32, EosTokenIds = [eos] });
-        var ids = generated.GeneratedIds.data<long>().ToArray();
-        var width = (int)generated.GeneratedIds.shape[1];
-        for (var r = 0; r < indices.Count; r++)
-        {
-            var answer = tokenizer.Decode(ids.Skip(r * width).Take((int)generated.Lengths[r]).Select(v => (int)v), skipSpecialTokens: true).Trim();
-            rouge += RougeL.MaxFMeasure(answer, set.Examples[indices[r]].References) * 100;
-        }
-
-        using var batch = set.Collate(indices);
+        using var batch = set.Collate([.. Enumerable.Range(start, Math.Min(50, set.Count - start))]);
         var logits = model.Forward(new CausalLMInput { InputIds = batch.InputIds, AttentionMask = batch.AttentionMask, PositionIds = batch.PositionIds }).Logits!;
         nll = nll.Add(Perplexity.FromLogits(logits, batch.Labels));
     }
 
     model.train();
-    return (rouge / set.Count, nll.MeanNll);
+    return (report.Metrics[RougeLMetric.MetricName].Mean, nll.MeanNll);
 }
 
 static string Format((double RougeL, double Nll) s) => string.Create(CultureInfo.InvariantCulture, $"ROUGE-L {s.RougeL:F2}, answer NLL {s.Nll:F3}");

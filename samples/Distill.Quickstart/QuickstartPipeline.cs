@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using Distill.Data;
 using Distill.Eval.Diagnostics;
@@ -270,11 +269,7 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
 
         // Cache it as an HF folder (weights, config, tokenizer), written to a temporary folder and renamed into place.
         var temp = dir + ".tmp-" + Guid.NewGuid().ToString("N");
-        teacher.SavePretrained(temp);
-        if (bundled is { } which)
-        {
-            BundledData.WriteTokenizer(which, temp);
-        }
+        teacher.SavePretrained(temp, tokenizer); // weights, config and tokenizer files: transformers' Auto* classes open it
 
         File.WriteAllText(Path.Combine(temp, FingerprintFile), fingerprint);
         if (Directory.Exists(dir))
@@ -312,7 +307,7 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
             lora = LoraModel.Inject(student, config, loggers.CreateLogger<LoraModel>());
         }
 
-        IModelCheckpointWriter writer = lora is null ? new HfCheckpointWriter() : new LoraAdapterCheckpointWriter(lora);
+        IModelCheckpointWriter writer = lora is null ? new HfCheckpointWriter().WithTokenizer(tokenizer) : new PeftAdapterCheckpointWriter(lora, settings.StudentPath);
         var output = Path.Combine(settings.OutputDirectory, runName);
         if (Directory.Exists(output))
         {
@@ -361,24 +356,14 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
     /// <summary>Greedy answers for every example, scored with ROUGE-L and DSKD's exact match (×100).</summary>
     private (double RougeL, double ExactMatch) GenerateAndScore(CausalLM model, TokenizedDataset set, long eos, CancellationToken cancellationToken)
     {
-        var examples = set.Examples.Select((e, i) => new EvalExample(i.ToString(CultureInfo.InvariantCulture), e.Prompt, e.References)).ToList();
         // Greedy decoding is deterministic, so one seed is enough (DSKD samples and averages seeds 10..50).
-        var evaluator = new SeededEvaluator([new RougeLMetric(), new DskdExactMatchMetric()], new EvaluatorOptions { Seeds = [settings.Seed], BatchSize = 50, StopText = null }, loggers.CreateLogger<SeededEvaluator>());
-        var tokenizer = set.StudentTokenizer;
-        var report = evaluator.Evaluate(examples, (batch, _, _) =>
+        var report = GenerationEvaluation.Evaluate(model, set, [new RougeLMetric(), new DskdExactMatchMetric()], new GenerationEvaluationOptions
         {
-            var indices = batch.Select(e => int.Parse(e.Id, CultureInfo.InvariantCulture)).ToList();
-            using var scope = NewDisposeScope();
-            using var prompts = set.CollatePrompts(indices);
-            using var generated = TextGenerator.Generate(model, prompts.InputIds.to(model.Device), prompts.AttentionMask.to(model.Device), new GenerationOptions
-            {
-                MaxNewTokens = settings.MaxNewTokens,
-                EosTokenIds = [eos],
-                PadTokenId = eos,
-            });
-            var ids = generated.GeneratedIds.cpu();
-            return [.. Enumerable.Range(0, indices.Count).Select(b => tokenizer.Decode(ids[b, ..(int)generated.Lengths[b]].data<long>().Select(i => (int)i), skipSpecialTokens: true))];
-        }, cancellationToken);
+            Seeds = [settings.Seed],
+            BatchSize = 50,
+            StopText = null,
+            Generation = new GenerationOptions { MaxNewTokens = settings.MaxNewTokens, EosTokenIds = [eos], PadTokenId = eos },
+        }, loggers.CreateLogger<SeededEvaluator>(), cancellationToken);
         return (report.Metrics[RougeLMetric.MetricName].Mean, report.Metrics[DskdExactMatchMetric.MetricName].Mean);
     }
 

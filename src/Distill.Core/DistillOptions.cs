@@ -12,7 +12,8 @@ public sealed class DistillOptions
     /// <remarks>Losses always compute softmax and divergences in float32, whatever this says.</remarks>
     public string DType { get; set; } = DistillDefaults.DType;
 
-    /// <summary>Gets or sets the number of intra-op CPU threads torch uses; <see langword="null"/> leaves torch's default.</summary>
+    /// <summary>Gets or sets the number of intra-op CPU threads torch uses; <see langword="null"/> keeps Distill's default.</summary>
+    /// <value>The default is <see langword="null"/>: one thread per physical core with a passive OpenMP wait policy (see <c>DistillRuntime.CpuThreading</c>), or <c>OMP_NUM_THREADS</c> when set.</value>
     public int? Threads { get; set; }
 
     /// <summary>Gets or sets the global random seed applied at start-up (torch and Distill's own generators).</summary>

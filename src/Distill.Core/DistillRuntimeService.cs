@@ -15,9 +15,15 @@ internal sealed class DistillRuntimeService : IDistillRuntime
         var o = options.Value;
         NativeRuntime = DistillRuntime.EnsureNativeRuntime(logger);
         Compute = DistillRuntime.SelectCompute(o.Device, o.DType, logger);
+        var cpu = DistillRuntime.CpuThreading;
         if (o.Threads is int threads)
         {
             torch.set_num_threads(threads);
+            Log.Threads(logger, threads, $"{nameof(DistillOptions)}.{nameof(DistillOptions.Threads)}; {cpu.WaitPolicy} OpenMP wait policy", cpu.PhysicalCores, cpu.LogicalProcessors);
+        }
+        else
+        {
+            Log.Threads(logger, torch.get_num_threads(), cpu.Reason, cpu.PhysicalCores, cpu.LogicalProcessors);
         }
 
         torch.manual_seed(o.Seed);

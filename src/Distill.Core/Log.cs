@@ -18,6 +18,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "Compute: device {Device}, dtype {DType} ({Reason})")]
     internal static partial void ComputeSelected(ILogger logger, string device, string dtype, string reason);
 
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Information, Message = "CPU threads: {Threads} intra-op ({Reason}); {PhysicalCores} physical cores, {LogicalProcessors} logical processors")]
+    internal static partial void Threads(ILogger logger, int threads, string reason, int physicalCores, int logicalProcessors);
+
     [LoggerMessage(EventId = 1101, Level = LogLevel.Information, Message = "Loaded {ModelType} from {Dir}: {Tensors} tensors, {Parameters} parameters, {DType} on {Device} in {Seconds:F2} s")]
     internal static partial void ModelLoaded(ILogger logger, string modelType, string dir, int tensors, long parameters, string dtype, string device, double seconds);
 

@@ -57,4 +57,43 @@ public class DistillServiceCollectionExtensionsTests
         Assert.NotNull(provider.GetRequiredService<IDistillRuntime>());
         Assert.Null(provider.GetService<ILoggerFactory>());
     }
+
+    [Fact]
+    public void AddDistill_Resolved_LogsNativeOutcomeAndThreadsOnceEach()
+    {
+        var events = new List<(int Id, string Message)>();
+        using var provider = new ServiceCollection()
+            .AddLogging(b => b.SetMinimumLevel(LogLevel.Information).AddProvider(new ListLoggerProvider(events)))
+            .AddDistill(o => o.Device = "cpu").Services.BuildServiceProvider();
+        _ = provider.GetRequiredService<IDistillRuntime>();
+        Assert.Single(events, e => e.Id == 1001);   // "Native runtime: ..." (it was logged twice)
+        var threads = Assert.Single(events, e => e.Id == 1005);
+        Assert.Contains("CPU threads: ", threads.Message, StringComparison.Ordinal);
+        Assert.Contains("physical cores", threads.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class ListLoggerProvider(List<(int Id, string Message)> events) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new ListLogger(events);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class ListLogger(List<(int Id, string Message)> events) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                lock (events)
+                {
+                    events.Add((eventId.Id, formatter(state, exception)));
+                }
+            }
+        }
+    }
 }

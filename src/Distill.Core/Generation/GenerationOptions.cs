@@ -1,6 +1,6 @@
 namespace Distill.Generation;
 
-/// <summary>Options of <see cref="TextGenerator.Generate"/>.</summary>
+/// <summary>Options of <see cref="O:Distill.Generation.TextGenerator.Generate"/>.</summary>
 /// <remarks>
 /// Processing order when sampling is transformers': temperature, then top-k, then top-p, then a multinomial draw. Greedy
 /// decoding (<see cref="DoSample"/> = false) ignores temperature, top-k and top-p.
@@ -36,7 +36,7 @@ public sealed class GenerationOptions
     public IReadOnlyList<long> EosTokenIds { get; set; } = [];
 
     /// <summary>Gets or sets the id written after a row has finished.</summary>
-    /// <value>The default is <see langword="null"/>: the first EOS id, or 0 when there is none.</value>
+    /// <value>The default is <see langword="null"/>: the first EOS id. With neither, a batch whose rows can finish at different steps (stop strings) is rejected.</value>
     public long? PadTokenId { get; set; }
 
     /// <summary>Gets or sets stop strings: a row stops once its decoded generated text contains one (the text is kept). Needs <see cref="Decode"/>.</summary>

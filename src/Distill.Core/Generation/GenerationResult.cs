@@ -2,7 +2,7 @@ using static TorchSharp.torch;
 
 namespace Distill.Generation;
 
-/// <summary>The output of <see cref="TextGenerator.Generate"/>. N is the number of decoding steps run (≤ MaxNewTokens; fewer when every row stopped early).</summary>
+/// <summary>The output of <see cref="O:Distill.Generation.TextGenerator.Generate"/>. N is the number of decoding steps run (≤ MaxNewTokens; fewer when every row stopped early).</summary>
 /// <remarks>Tensors are on the model's device and belong to the caller's dispose scope, if any; <see cref="Dispose"/> frees them.</remarks>
 public sealed class GenerationResult : IDisposable
 {

@@ -11,29 +11,48 @@ namespace Distill.Generation;
 /// </summary>
 public static class TextGenerator
 {
+    /// <summary>Generates continuations of a batch of prompts that all have the same length (no padding).</summary>
+    /// <param name="model">The model; it runs in eval mode for the call (its previous mode is restored) and without autograd.</param>
+    /// <param name="inputIds">[B, P] int64 prompts, every position a real token.</param>
+    /// <param name="options">Decoding options.</param>
+    /// <returns>Sequences, generated ids, chosen-token log-probs and lengths.</returns>
+    /// <exception cref="ArgumentException">Bad shapes or options, or rows may finish at different steps (stop strings) while no pad or EOS id is known.</exception>
+    public static GenerationResult Generate(ICausalLM model, Tensor inputIds, GenerationOptions options) => Generate(model, inputIds, null, options);
+
     /// <summary>Generates continuations of a left-padded batch of prompts.</summary>
     /// <param name="model">The model; it runs in eval mode for the call (its previous mode is restored) and without autograd.</param>
     /// <param name="inputIds">[B, P] int64 prompts, left-padded.</param>
-    /// <param name="attentionMask">[B, P] (1 = token, 0 = left padding).</param>
+    /// <param name="attentionMask">[B, P] (1 = token, 0 = left padding); <see langword="null"/> when no prompt is padded (all ones).</param>
     /// <param name="options">Decoding options.</param>
     /// <returns>Sequences, generated ids, chosen-token log-probs and lengths.</returns>
+    /// <exception cref="ArgumentException">
+    /// Bad shapes or options; or the batch needs padding for rows that finish early (more than one row and stop strings
+    /// or EOS ids) while neither <see cref="GenerationOptions.PadTokenId"/> nor an EOS id is known, so there is no id to pad with.
+    /// </exception>
     /// <remarks>Positions are <c>cumsum(mask) − 1</c> (pads get 1), as transformers' <c>generate</c> computes them, so a
     /// left-padded row produces the same tokens as the same prompt alone.</remarks>
-    public static GenerationResult Generate(ICausalLM model, Tensor inputIds, Tensor attentionMask, GenerationOptions options)
+    public static GenerationResult Generate(ICausalLM model, Tensor inputIds, Tensor? attentionMask, GenerationOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(inputIds);
-        ArgumentNullException.ThrowIfNull(attentionMask);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        if (inputIds.dim() != 2 || !attentionMask.shape.SequenceEqual(inputIds.shape))
+        if (inputIds.dim() != 2 || (attentionMask is not null && !attentionMask.shape.SequenceEqual(inputIds.shape)))
         {
-            throw new ArgumentException($"inputIds [{string.Join(", ", inputIds.shape)}] and attentionMask [{string.Join(", ", attentionMask.shape)}] must both be [B, P].");
+            throw new ArgumentException($"inputIds [{string.Join(", ", inputIds.shape)}] and attentionMask [{(attentionMask is null ? "none" : string.Join(", ", attentionMask.shape))}] must both be [B, P].");
         }
 
         if (inputIds.shape[1] == 0)
         {
             throw new ArgumentException("Prompts must have at least one position (P >= 1).", nameof(inputIds));
+        }
+
+        if (inputIds.shape[0] > 1 && options.PadTokenId is null && options.EosTokenIds.Count == 0 && options.StopSequences.Count > 0)
+        {
+            // A row that meets a stop string finishes while others go on; its remaining positions need a pad id.
+            throw new ArgumentException(
+                $"Generating a batch of {inputIds.shape[0]} rows with stop strings needs an id to pad the rows that finish first, but {nameof(GenerationOptions)}.{nameof(GenerationOptions.PadTokenId)} is null and {nameof(GenerationOptions.EosTokenIds)} is empty. Set PadTokenId (e.g. the tokenizer's pad or EOS id).",
+                nameof(options));
         }
 
         var module = model.Module;
@@ -43,7 +62,7 @@ public static class TextGenerator
         {
             using var noGrad = torch.no_grad();
             using var scope = torch.NewDisposeScope();
-            var result = Run(model, inputIds, attentionMask, options);
+            var result = Run(model, inputIds, attentionMask ?? torch.ones_like(inputIds, dtype: ScalarType.Int64), options);
             result.Sequences.MoveToOuterDisposeScope();
             result.GeneratedIds.MoveToOuterDisposeScope();
             result.LogProbs.MoveToOuterDisposeScope();
@@ -62,6 +81,7 @@ public static class TextGenerator
         var promptIds = inputIds.to(device).to_type(ScalarType.Int64);
         var mask = attentionMask.to(device).to_type(ScalarType.Int64);
         var positions = (mask.cumsum(-1) - 1).masked_fill(mask.eq(0), 1);
+        // Never used when neither is known: without EOS ids and stop strings no row finishes early (checked by the caller).
         var pad = options.PadTokenId ?? (options.EosTokenIds.Count > 0 ? options.EosTokenIds[0] : 0);
         var eos = options.EosTokenIds.Count > 0 ? torch.tensor(options.EosTokenIds.ToArray(), device: device) : null;
         using var generator = options.DoSample && options.Seed is { } seed ? new Generator((ulong)seed, device) : null;

@@ -66,7 +66,7 @@ public abstract class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICaus
 
     /// <summary>Creates an empty key/value cache for this model.</summary>
     /// <returns>The cache (dispose it).</returns>
-    public KeyValueCache CreateCache() => new(Config.NumHiddenLayers);
+    public IKeyValueCache CreateCache() => new KeyValueCache(Config.NumHiddenLayers);
 
     /// <inheritdoc />
     public CausalLMOutput Forward(CausalLMInput input) => forward(input);
@@ -162,7 +162,7 @@ public abstract class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICaus
     /// <param name="past">Cached positions before this call.</param>
     /// <param name="cache">The cache to extend, or <see langword="null"/>.</param>
     /// <returns>[B, T, H] after the final norm.</returns>
-    protected abstract Tensor ForwardHidden(Tensor ids, Tensor? mask, Tensor positions, long past, KeyValueCache? cache);
+    private protected abstract Tensor ForwardHidden(Tensor ids, Tensor? mask, Tensor positions, long past, KeyValueCache? cache);
 
     /// <summary>
     /// Maps a checkpoint tensor name to this model's state-dict key: <see langword="null"/> to skip it (non-persistent buffers

@@ -37,7 +37,7 @@ public sealed class Gpt2ForCausalLM : CausalLM
     public override Tensor EmbeddingWeight => transformer.Wte.Weight;
 
     /// <inheritdoc />
-    protected override Tensor ForwardHidden(Tensor ids, Tensor? mask, Tensor positions, long past, KeyValueCache? cache) =>
+    private protected override Tensor ForwardHidden(Tensor ids, Tensor? mask, Tensor positions, long past, KeyValueCache? cache) =>
         transformer.Forward(ids, mask, positions, past, cache);
 
     /// <inheritdoc />

@@ -12,7 +12,7 @@ namespace Distill.Models;
 /// the rest on <see cref="Dispose"/>. Positions are indexes into the cache, so a batch keeps its left padding and its
 /// attention mask must cover cached + new positions. Not thread-safe.
 /// </remarks>
-public sealed class KeyValueCache : IKeyValueCache
+internal sealed class KeyValueCache : IKeyValueCache
 {
     private readonly Tensor?[] keys;
     private readonly Tensor?[] values;

@@ -131,7 +131,7 @@ public sealed class LinearProjection : Projection
 }
 
 /// <summary>GPT-2's Conv1D: weight [in, out], <c>y = x W + b</c>.</summary>
-public sealed class Conv1D : Projection
+internal sealed class Conv1D : Projection
 {
     private readonly Parameter weight;
     private readonly Parameter bias;

@@ -38,7 +38,7 @@ public abstract class RopeDecoderForCausalLM : CausalLM
     internal IReadOnlyList<float> RopeInverseFrequencies => model.Rope.InverseFrequencies;
 
     /// <inheritdoc />
-    protected override Tensor ForwardHidden(Tensor ids, Tensor? mask, Tensor positions, long past, KeyValueCache? cache) =>
+    private protected override Tensor ForwardHidden(Tensor ids, Tensor? mask, Tensor positions, long past, KeyValueCache? cache) =>
         model.Forward(ids, mask, positions, past, cache);
 
     /// <inheritdoc />

@@ -43,13 +43,21 @@ public static class DistillRuntime
         return report;
     }
 
+    /// <summary>
+    /// Gets Distill's CPU threading choice, made before libtorch loaded: one intra-op thread per physical core and OpenMP's
+    /// <c>PASSIVE</c> wait policy, unless <c>OMP_NUM_THREADS</c> / <c>OMP_WAIT_POLICY</c> were set (they win) or
+    /// <c>DISTILL_DISABLE_THREAD_DEFAULTS=1</c>. <c>DistillOptions.Threads</c> (or <c>torch.set_num_threads</c>) still changes the thread count later.
+    /// </summary>
+    public static CpuThreadingReport CpuThreading => TorchNativeLoader.Threading;
+
     /// <summary>Selects device and dtype from option strings (see <see cref="DistillOptions"/>) and logs the choice.</summary>
     /// <param name="device"><c>auto</c>, <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</param>
     /// <param name="dtype"><c>auto</c>, <c>float32</c>, <c>bfloat16</c> or <c>float16</c>.</param>
     /// <param name="logger">Optional logger for the decision.</param>
     public static ComputeContext SelectCompute(string device = "auto", string dtype = "auto", ILogger? logger = null)
     {
-        EnsureNativeRuntime(logger);
+        TorchNativeLoader.Ensure(); // logged by EnsureNativeRuntime when the caller asks; not a second time here
+
         var context = ComputeSelector.Select(device, dtype);
         if (logger is not null)
         {

@@ -27,12 +27,25 @@ internal static class TorchNativeLoader
 
     private static readonly Lock Gate = new();
     private static NativeRuntimeReport? report;
+    private static CpuThreadingReport? threading;
+
+    /// <summary>Gets the CPU threading chosen by the first <see cref="Ensure"/>.</summary>
+    internal static CpuThreadingReport Threading
+    {
+        get
+        {
+            Ensure();
+            return threading!;
+        }
+    }
 
     /// <summary>Runs the detection and fix once per process and returns what happened.</summary>
     internal static NativeRuntimeReport Ensure()
     {
         lock (Gate)
         {
+            // Threading first: libgomp reads OMP_WAIT_POLICY / OMP_NUM_THREADS only when libtorch loads it.
+            threading ??= CpuThreading.Apply(Environment.GetEnvironmentVariable, CpuThreading.SetNative, CpuThreading.CountPhysicalCores(), Environment.ProcessorCount);
             return report ??= Run(Environment.GetEnvironmentVariable);
         }
     }

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using Distill.IO;
 using Microsoft.Extensions.Logging;
@@ -40,6 +41,9 @@ public sealed class HfTokenizer
     private readonly HashSet<int> _specialIds;
     private readonly int[] _prefixIds;
     private readonly int[] _suffixIds;
+
+    /// <summary>The tokenizer files this instance was built from (name → bytes), written back by <see cref="SavePretrained"/>.</summary>
+    private IReadOnlyDictionary<string, byte[]> _files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
 
     private HfTokenizer(
         ITokenModel model,
@@ -98,6 +102,13 @@ public sealed class HfTokenizer
         _prefixIds = [.. prefix];
         _suffixIds = [.. suffix];
     }
+
+    private const string TokenizerJsonFile = "tokenizer.json";
+    private const string TokenizerConfigFile = "tokenizer_config.json";
+
+    /// <summary>Files of a Hugging Face tokenizer folder that <see cref="FromPretrained"/> keeps for <see cref="SavePretrained"/>.</summary>
+    private static readonly string[] FileNames =
+        [TokenizerJsonFile, TokenizerConfigFile, "special_tokens_map.json", "added_tokens.json", "tokenizer.model", "vocab.json", "merges.txt"];
 
     /// <summary>Gets the subword algorithm.</summary>
     public TokenizerKind Kind { get; }
@@ -184,6 +195,9 @@ public sealed class HfTokenizer
             throw new FileNotFoundException($"No tokenizer in '{directory}': expected tokenizer.json, tokenizer.model, or vocab.json + merges.txt.", jsonPath);
         }
 
+        tokenizer._files = FileNames
+            .Where(name => File.Exists(Path.Combine(directory, name)))
+            .ToDictionary(name => name, name => File.ReadAllBytes(Path.Combine(directory, name)), StringComparer.Ordinal);
         Log.TokenizerLoaded(logger, directory, tokenizer.Kind.ToString(), tokenizer.VocabSize, tokenizer.BosTokenId, tokenizer.EosTokenId, tokenizer.PadTokenId, tokenizer.UnkTokenId);
         var modelConfig = Path.Combine(directory, "config.json");
         if (File.Exists(modelConfig))
@@ -214,7 +228,46 @@ public sealed class HfTokenizer
             config.Read(tokenizerConfigJson, source + " (tokenizer_config)", readFlags: true);
         }
 
-        return definition.IsByteLevel ? FromDefinition(definition, config, source) : FromMetaspaceDefinition(definition, config, source);
+        var tokenizer = definition.IsByteLevel ? FromDefinition(definition, config, source) : FromMetaspaceDefinition(definition, config, source);
+        var files = new Dictionary<string, byte[]>(StringComparer.Ordinal) { [TokenizerJsonFile] = Encoding.UTF8.GetBytes(tokenizerJson) };
+        if (tokenizerConfigJson is not null)
+        {
+            files[TokenizerConfigFile] = Encoding.UTF8.GetBytes(tokenizerConfigJson);
+        }
+
+        tokenizer._files = files;
+        return tokenizer;
+    }
+
+    /// <summary>
+    /// Gets the names of the tokenizer files this instance was built from and <see cref="SavePretrained"/> writes
+    /// (e.g. <c>tokenizer.json</c>, <c>tokenizer_config.json</c>, <c>special_tokens_map.json</c>, <c>tokenizer.model</c>).
+    /// </summary>
+    public IReadOnlyCollection<string> FileNamesToSave => [.. _files.Keys.Order(StringComparer.Ordinal)];
+
+    /// <summary>
+    /// Writes the tokenizer files this instance was loaded from into <paramref name="directory"/>, byte for byte, so that the
+    /// folder opens with transformers' <c>AutoTokenizer.from_pretrained</c> (and with <see cref="FromPretrained"/>). Next to
+    /// a model saved with <c>SavePretrained</c>, the folder is a complete Hugging Face model folder.
+    /// </summary>
+    /// <param name="directory">The folder; created when missing. Each file is written atomically (temporary file, then rename).</param>
+    /// <returns><paramref name="directory"/>.</returns>
+    /// <exception cref="InvalidOperationException">The tokenizer was built without any file to write back.</exception>
+    public string SavePretrained(string directory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        if (_files.Count == 0)
+        {
+            throw new InvalidOperationException($"Tokenizer from {Source} has no files to save.");
+        }
+
+        Directory.CreateDirectory(directory);
+        foreach (var (name, bytes) in _files)
+        {
+            AtomicFile.WriteAllBytes(Path.Combine(directory, name), bytes);
+        }
+
+        return directory;
     }
 
     /// <summary>

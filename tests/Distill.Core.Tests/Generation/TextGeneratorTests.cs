@@ -184,4 +184,33 @@ public class TextGeneratorTests
         ids.Dispose();
         mask.Dispose();
     }
+
+    [Fact]
+    public void Generate_WithoutMask_EqualsAllOnesMask()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var model = TinyModels.Create("llama");
+        var ids = torch.tensor(new long[] { 5, 17, 3, 9, 11, 2, 7, 30 }).reshape(2, 4);
+        var options = new GenerationOptions { MaxNewTokens = 6, DoSample = true, Seed = 3, TopK = 5 };
+        var withMask = TextGenerator.Generate(model, ids, torch.ones_like(ids), options);
+        var withoutMask = TextGenerator.Generate(model, ids, options);
+        Assert.Equal(withMask.GeneratedIds.data<long>().ToArray(), withoutMask.GeneratedIds.data<long>().ToArray());
+        Assert.Equal(withMask.LogProbs.data<float>().ToArray(), withoutMask.LogProbs.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void Generate_BatchWithStopStringsButNoPadOrEos_ThrowsNamingPadTokenId()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var model = TinyModels.Create("gpt2");
+        var ids = torch.tensor(new long[] { 5, 17, 3, 9 }).reshape(2, 2);
+        static string Decode(IReadOnlyList<long> t) => string.Join(" ", t);
+        var ex = Assert.Throws<ArgumentException>(() => TextGenerator.Generate(model, ids, new GenerationOptions { MaxNewTokens = 4, StopSequences = ["1"], Decode = Decode }));
+        Assert.Contains("PadTokenId", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("2 rows", ex.Message, StringComparison.Ordinal);
+
+        // With a pad id, or with one row (it never waits for another), the same call runs.
+        TextGenerator.Generate(model, ids, new GenerationOptions { MaxNewTokens = 4, StopSequences = ["1"], Decode = Decode, PadTokenId = 0 }).Dispose();
+        TextGenerator.Generate(model, ids[..1], new GenerationOptions { MaxNewTokens = 4, StopSequences = ["1"], Decode = Decode }).Dispose();
+    }
 }

@@ -277,10 +277,10 @@ public sealed class FusedKernelTests
 
         public override Tensor EmbeddingWeight => lm_head.Weight;
 
-        protected override Tensor ForwardHidden(Tensor ids, Tensor? mask, Tensor positions, long past, Distill.Models.KeyValueCache? cache) =>
+        private protected override Tensor ForwardHidden(Tensor ids, Tensor? mask, Tensor positions, long past, Distill.Models.KeyValueCache? cache) =>
             throw new NotSupportedException("the objective is given hidden states directly");
 
-        protected override void InitializeWeights(Generator generator)
+        protected internal override void InitializeWeights(Generator generator)
         {
         }
     }
