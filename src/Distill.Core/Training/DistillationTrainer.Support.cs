@@ -41,7 +41,7 @@ public sealed partial class DistillationTrainer
             Log.NonFiniteLoss(logger, stats.Loss, done);
         }
 
-        Log.StepCompleted(logger, done, totalSteps, epoch, stats.Loss, lr, stats.GradNorm, tps, eta);
+        Log.StepCompleted(logger, done, totalSteps, epoch, stats.Loss, lr, stats.GradNorm, tps, FormatEta(eta));
         Progress?.Report(new TrainingProgress(done, totalSteps, epoch, stats.Loss, stats.Parts, lr, stats.GradNorm, tokens, tps, elapsed, eta));
     }
 
@@ -89,4 +89,8 @@ public sealed partial class DistillationTrainer
 
         return CPU;
     }
+
+    /// <summary>Formats an ETA as <c>hh:mm:ss</c> (<c>d.hh:mm:ss</c> past a day), not TimeSpan's default with fractional ticks.</summary>
+    internal static string FormatEta(TimeSpan eta) =>
+        eta.TotalDays >= 1 ? eta.ToString(@"d\.hh\:mm\:ss", System.Globalization.CultureInfo.InvariantCulture) : eta.ToString(@"hh\:mm\:ss", System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -9,7 +9,7 @@ internal static partial class Log
     internal static partial void TrainingStarted(ILogger logger, string objective, int totalSteps, int stepsPerEpoch, int accumulation, long trainable, int groups, string precision, string device);
 
     [LoggerMessage(EventId = 1202, Level = LogLevel.Information, Message = "Step {Step}/{TotalSteps} epoch {Epoch}: loss {Loss:F4}, lr {LearningRate:E3}, grad norm {GradNorm:F3}, {TokensPerSecond:F0} tok/s, ETA {Eta}")]
-    internal static partial void StepCompleted(ILogger logger, int step, int totalSteps, int epoch, double loss, double learningRate, double gradNorm, double tokensPerSecond, TimeSpan eta);
+    internal static partial void StepCompleted(ILogger logger, int step, int totalSteps, int epoch, double loss, double learningRate, double gradNorm, double tokensPerSecond, string eta);
 
     [LoggerMessage(EventId = 1203, Level = LogLevel.Information, Message = "Evaluation at step {Step}: {Metrics}")]
     internal static partial void Evaluated(ILogger logger, int step, string metrics);
