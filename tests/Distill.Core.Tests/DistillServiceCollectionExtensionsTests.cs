@@ -39,6 +39,16 @@ public class DistillServiceCollectionExtensionsTests
     }
 
     [Fact]
+    public void AddDistill_BadThreadsAndDType_ValidationNamesEachOption()
+    {
+        using var provider = new ServiceCollection().AddDistill(o => (o.Threads, o.DType) = (0, "int3")).Services.BuildServiceProvider();
+        var ex = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<DistillOptions>>().Value);
+        Assert.Equal(2, ex.Failures.Count());
+        Assert.Contains(ex.Failures, f => f.Contains("DistillOptions.Threads", StringComparison.Ordinal));
+        Assert.Contains(ex.Failures, f => f.Contains("DistillOptions.DType", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void AddDistill_FromConfiguration_BindsSection()
     {
         var config = new ConfigurationBuilder()

@@ -37,6 +37,20 @@ public sealed class DistillDataBuilderExtensionsTests
     }
 
     [Fact]
+    public void AddDistillData_AnnotatedRules_NameTheOption()
+    {
+        var services = new ServiceCollection();
+        services.AddDistill().AddDistillData(o => (o.MaxLength, o.MaxPromptLength, o.PaddingSide) = (1, 0, (PaddingSide)7));
+        using var provider = services.BuildServiceProvider();
+        var ex = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<DataOptions>>().Value);
+        Assert.Equal(3, ex.Failures.Count());
+        foreach (var option in new[] { "DataOptions.MaxLength", "DataOptions.MaxPromptLength", "DataOptions.PaddingSide" })
+        {
+            Assert.Contains(ex.Failures, f => f.Contains(option, StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
     public void FromOptions_PadToMaxLength_GivesFixedWidthBatches()
     {
         var options = new DataOptions { MaxLength = 64, MaxPromptLength = 32, BatchSize = 4, PadToMaxLength = true };

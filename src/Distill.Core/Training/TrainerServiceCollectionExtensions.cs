@@ -74,13 +74,8 @@ internal sealed class DistillationTrainerFactory(IOptions<TrainingOptions> optio
     }
 }
 
-/// <summary>Validates <see cref="TrainingOptions"/> through <see cref="TrainingOptions.Validate"/>.</summary>
-internal sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
+/// <summary>Validates <see cref="TrainingOptions"/> (source-generated; the rules are those of <see cref="TrainingOptions.Validate()"/>, reached through <see cref="System.ComponentModel.DataAnnotations.IValidatableObject"/>).</summary>
+[OptionsValidator]
+internal sealed partial class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
 {
-    public ValidateOptionsResult Validate(string? name, TrainingOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        var errors = options.Validate();
-        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
-    }
 }

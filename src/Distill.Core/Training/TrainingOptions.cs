@@ -1,3 +1,5 @@
+using System.ComponentModel.DataAnnotations;
+
 namespace Distill.Training;
 
 /// <summary>The learning-rate schedule applied after warmup.</summary>
@@ -54,7 +56,7 @@ public enum EvaluationStrategy
 /// Bound through <c>IOptions&lt;TrainingOptions&gt;</c> by <c>AddDistillTrainer()</c> and validated at start
 /// (<see cref="Validate"/>). A snapshot is written into every checkpoint as <c>training_options.json</c>.
 /// </remarks>
-public sealed class TrainingOptions
+public sealed class TrainingOptions : IValidatableObject
 {
     /// <summary>Gets or sets the folder that receives checkpoints, <c>metrics.jsonl</c> and TensorBoard event files.</summary>
     /// <value>The default is <c>runs/distill</c>.</value>
@@ -239,6 +241,12 @@ public sealed class TrainingOptions
         Check(KeepLastCheckpoints >= 1, nameof(KeepLastCheckpoints), $"must be at least 1 (got {KeepLastCheckpoints}).");
         return errors;
     }
+
+    /// <summary>Reports the problems of <see cref="Validate()"/> to the source-generated options validator (DI start-up).</summary>
+    /// <param name="validationContext">The validation context.</param>
+    /// <returns>One result per invalid field, naming it.</returns>
+    IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext validationContext) =>
+        Validate().Select(error => new ValidationResult(error));
 
     /// <summary>Throws <see cref="ArgumentException"/> listing every problem when the options are invalid.</summary>
     public void ThrowIfInvalid()

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Options;
 
 namespace Distill.Data.Synthesis;
@@ -13,7 +14,7 @@ namespace Distill.Data.Synthesis;
 /// batch size 1; Distill batches with left padding (<see cref="BatchSize"/>), which changes which random numbers a row draws
 /// but not the distribution it samples from.
 /// </remarks>
-public sealed class SdftOptions
+public sealed class SdftOptions : IValidatableObject
 {
     /// <summary>Gets or sets the task type (general, math, code, openfunction, or an official dataset name; see <see cref="SdftTask.All"/>).</summary>
     /// <value>The default is <c>general</c>.</value>
@@ -21,6 +22,7 @@ public sealed class SdftOptions
 
     /// <summary>Gets or sets which official branch to follow where they differ (templates, LoRA dropout, OpenFunctions credit).</summary>
     /// <value>The default is <see cref="SdftBranch.Reproduce"/>, the branch of the paper's numbers.</value>
+    [EnumDataType(typeof(SdftBranch))]
     public SdftBranch Branch { get; set; } = SdftBranch.Reproduce;
 
     /// <summary>Gets or sets the distillation template name; <see langword="null"/> = the task's official one.</summary>
@@ -33,6 +35,7 @@ public sealed class SdftOptions
 
     /// <summary>Gets or sets the maximum number of generated tokens per rewrite.</summary>
     /// <value>The default is 512.</value>
+    [Range(1, int.MaxValue)]
     public int MaxNewTokens { get; set; } = SdftDefaults.MaxNewTokens;
 
     /// <summary>Gets or sets a value indicating whether to sample (the official default) or decode greedily.</summary>
@@ -41,14 +44,17 @@ public sealed class SdftOptions
 
     /// <summary>Gets or sets the sampling temperature.</summary>
     /// <value>The default is 0.95.</value>
+    [Range(0.0, double.MaxValue, MinimumIsExclusive = true)]
     public double Temperature { get; set; } = SdftDefaults.Temperature;
 
     /// <summary>Gets or sets top-p.</summary>
     /// <value>The default is 0.7.</value>
+    [Range(0.0, 1.0, MinimumIsExclusive = true)]
     public double TopP { get; set; } = SdftDefaults.TopP;
 
     /// <summary>Gets or sets top-k.</summary>
     /// <value>The default is 50.</value>
+    [Range(0, int.MaxValue)]
     public int TopK { get; set; } = SdftDefaults.TopK;
 
     /// <summary>Gets or sets the sampling seed; batch k samples with seed <c>Seed · 100003 + k</c>, so a resumed run draws the same numbers.</summary>
@@ -57,10 +63,12 @@ public sealed class SdftOptions
 
     /// <summary>Gets or sets the number of prompts generated together (left-padded).</summary>
     /// <value>The default is 8.</value>
+    [Range(1, int.MaxValue)]
     public int BatchSize { get; set; } = SdftDefaults.BatchSize;
 
     /// <summary>Gets or sets <c>cutoff_len</c>: the most prompt tokens kept (reproduce: the first <c>CutoffLength</c>; main: LLaMA-Factory's proportional source/target split).</summary>
     /// <value>The default is 1024.</value>
+    [Range(2, int.MaxValue)]
     public int CutoffLength { get; set; } = SdftDefaults.CutoffLength;
 
     /// <summary>Gets or sets a value indicating whether an empty or whitespace-only rewrite falls back to the original.</summary>
@@ -92,6 +100,43 @@ public sealed class SdftOptions
             throw new ArgumentException(result.FailureMessage);
         }
     }
+
+    /// <summary>Checks the names of the task and templates and that the distillation template shows the reference (called by the source-generated options validator).</summary>
+    /// <param name="validationContext">The validation context.</param>
+    /// <returns>The failures, each naming the option.</returns>
+    IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext validationContext)
+    {
+        foreach (var (label, resolve) in new (string, Func<object>)[]
+        {
+            (nameof(Task), ResolveTask),
+            (nameof(DistillTemplate), ResolveDistillTemplate),
+            (nameof(TrainTemplate), ResolveTrainTemplate),
+        })
+        {
+            string? error = null;
+            try
+            {
+                resolve();
+            }
+            catch (ArgumentException ex)
+            {
+                error = ex.Message;
+            }
+
+            if (error is not null)
+            {
+                yield return new ValidationResult($"{nameof(SdftOptions)}.{label}: {error}", [label]);
+                yield break; // the template checks repeat an unknown task
+            }
+        }
+
+        if (!ResolveDistillTemplate().IsDistillation)
+        {
+            yield return new ValidationResult(
+                $"{nameof(SdftOptions)}.{nameof(DistillTemplate)}: '{ResolveDistillTemplate().Name}' has no {{{{resp}}}} slot, so the seed model would never see the reference.",
+                [nameof(DistillTemplate)]);
+        }
+    }
 }
 
 /// <summary>Defaults of <see cref="SdftOptions"/>.</summary>
@@ -107,51 +152,8 @@ internal static class SdftDefaults
     public const int CutoffLength = 1024;
 }
 
-/// <summary>Validates <see cref="SdftOptions"/>: ranges plus the names of the task and templates.</summary>
-internal sealed class SdftOptionsValidator : IValidateOptions<SdftOptions>
+/// <summary>Validates <see cref="SdftOptions"/>: ranges (data annotations) plus the names of the task and templates (<see cref="IValidatableObject"/>).</summary>
+[OptionsValidator]
+internal sealed partial class SdftOptionsValidator : IValidateOptions<SdftOptions>
 {
-    public ValidateOptionsResult Validate(string? name, SdftOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        var failures = new List<string>();
-        void Check(bool ok, string message)
-        {
-            if (!ok)
-            {
-                failures.Add($"{nameof(SdftOptions)}.{message}");
-            }
-        }
-
-        Check(options.MaxNewTokens >= 1, $"{nameof(SdftOptions.MaxNewTokens)} must be at least 1 (got {options.MaxNewTokens}).");
-        Check(options.Temperature > 0, $"{nameof(SdftOptions.Temperature)} must be > 0 (got {options.Temperature}).");
-        Check(options.TopP > 0 && options.TopP <= 1, $"{nameof(SdftOptions.TopP)} must be in (0, 1] (got {options.TopP}).");
-        Check(options.TopK >= 0, $"{nameof(SdftOptions.TopK)} must be >= 0 (got {options.TopK}).");
-        Check(options.BatchSize >= 1, $"{nameof(SdftOptions.BatchSize)} must be at least 1 (got {options.BatchSize}).");
-        Check(options.CutoffLength >= 2, $"{nameof(SdftOptions.CutoffLength)} must be at least 2 (got {options.CutoffLength}).");
-        Check(Enum.IsDefined(options.Branch), $"{nameof(SdftOptions.Branch)} must be Reproduce or Main (got {options.Branch}).");
-        foreach (var (label, resolve) in new (string, Func<object>)[]
-        {
-            (nameof(SdftOptions.Task), options.ResolveTask),
-            (nameof(SdftOptions.DistillTemplate), options.ResolveDistillTemplate),
-            (nameof(SdftOptions.TrainTemplate), options.ResolveTrainTemplate),
-        })
-        {
-            try
-            {
-                resolve();
-            }
-            catch (ArgumentException ex)
-            {
-                failures.Add($"{nameof(SdftOptions)}.{label}: {ex.Message}");
-                break; // the template checks repeat an unknown task
-            }
-        }
-
-        if (failures.Count == 0 && !options.ResolveDistillTemplate().IsDistillation)
-        {
-            failures.Add($"{nameof(SdftOptions)}.{nameof(SdftOptions.DistillTemplate)}: '{options.ResolveDistillTemplate().Name}' has no {{{{resp}}}} slot, so the seed model would never see the reference.");
-        }
-
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
-    }
 }

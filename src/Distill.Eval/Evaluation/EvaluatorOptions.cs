@@ -1,10 +1,11 @@
+using System.ComponentModel.DataAnnotations;
 using Distill.Eval.Metrics;
 using Microsoft.Extensions.Options;
 
 namespace Distill.Eval.Evaluation;
 
 /// <summary>Options of <see cref="SeededEvaluator"/> and of the metrics registered by <c>AddDistillEval</c>.</summary>
-public sealed class EvaluatorOptions
+public sealed class EvaluatorOptions : IValidatableObject
 {
     /// <summary>Gets or sets the generation seeds; one full pass over the dataset per seed, then mean ± std over seeds.</summary>
     /// <value>The default is 10, 20, 30, 40, 50 (DSKD's evaluation seeds).</value>
@@ -16,6 +17,7 @@ public sealed class EvaluatorOptions
 
     /// <summary>Gets or sets how many examples go to the generation delegate per call.</summary>
     /// <value>The default is 16 (DSKD's eval batch for TinyLLaMA; 32 for GPT-2).</value>
+    [Range(1, int.MaxValue)]
     public int BatchSize { get; set; } = EvaluatorDefaults.BatchSize;
 
     /// <summary>Gets or sets the text at whose first occurrence a generation is cut (DSKD: <c>&lt;|endoftext|&gt;</c>); <see langword="null"/> or empty = no cut.</summary>
@@ -28,6 +30,7 @@ public sealed class EvaluatorOptions
 
     /// <summary>Gets or sets the factor applied to per-seed means of per-example scores in [0, 1].</summary>
     /// <value>The default is 100 (DSKD and the SQuAD script report percentages).</value>
+    [Range(0.0, double.MaxValue, MinimumIsExclusive = true)]
     public double ScoreScale { get; set; } = EvaluatorDefaults.ScoreScale;
 
     /// <summary>Gets or sets a value indicating whether the standard deviation over seeds uses n − 1 (sample) instead of n (population, numpy's default).</summary>
@@ -36,7 +39,32 @@ public sealed class EvaluatorOptions
 
     /// <summary>Gets or sets the answer rule of the registered <c>gsm8k_accuracy</c> metric.</summary>
     /// <value>The default is <see cref="Gsm8kAnswerRule.FinalNumber"/>.</value>
+    [EnumDataType(typeof(Gsm8kAnswerRule))]
     public Gsm8kAnswerRule Gsm8kRule { get; set; } = Gsm8kAnswerRule.FinalNumber;
+
+    /// <summary>Checks the contents of <see cref="Seeds"/> and <see cref="Metrics"/> (called by the source-generated options validator).</summary>
+    /// <param name="validationContext">The validation context.</param>
+    /// <returns>The failures, each naming the option.</returns>
+    IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext validationContext)
+    {
+        if (Seeds is null || Seeds.Count == 0)
+        {
+            yield return new ValidationResult($"{nameof(EvaluatorOptions)}.{nameof(Seeds)} must list at least one seed.", [nameof(Seeds)]);
+        }
+        else if (Seeds.Distinct().Count() != Seeds.Count)
+        {
+            yield return new ValidationResult($"{nameof(EvaluatorOptions)}.{nameof(Seeds)} must be distinct; got [{string.Join(", ", Seeds)}].", [nameof(Seeds)]);
+        }
+
+        if (Metrics is null || Metrics.Count == 0)
+        {
+            yield return new ValidationResult($"{nameof(EvaluatorOptions)}.{nameof(Metrics)} must name at least one metric.", [nameof(Metrics)]);
+        }
+        else if (Metrics.Any(string.IsNullOrWhiteSpace))
+        {
+            yield return new ValidationResult($"{nameof(EvaluatorOptions)}.{nameof(Metrics)} must not contain empty names.", [nameof(Metrics)]);
+        }
+    }
 }
 
 /// <summary>Defaults of <see cref="EvaluatorOptions"/>.</summary>
@@ -50,46 +78,8 @@ internal static class EvaluatorDefaults
     public static readonly string[] Metrics = [RougeLMetric.MetricName, DskdExactMatchMetric.MetricName];
 }
 
-/// <summary>Validates <see cref="EvaluatorOptions"/> at start-up.</summary>
-internal sealed class EvaluatorOptionsValidator : IValidateOptions<EvaluatorOptions>
+/// <summary>Validates <see cref="EvaluatorOptions"/> at start-up (data annotations plus <see cref="IValidatableObject"/>).</summary>
+[OptionsValidator]
+internal sealed partial class EvaluatorOptionsValidator : IValidateOptions<EvaluatorOptions>
 {
-    public ValidateOptionsResult Validate(string? name, EvaluatorOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        var failures = new List<string>();
-        if (options.Seeds is null || options.Seeds.Count == 0)
-        {
-            failures.Add("EvaluatorOptions.Seeds must list at least one seed.");
-        }
-        else if (options.Seeds.Distinct().Count() != options.Seeds.Count)
-        {
-            failures.Add($"EvaluatorOptions.Seeds must be distinct; got [{string.Join(", ", options.Seeds)}].");
-        }
-
-        if (options.Metrics is null || options.Metrics.Count == 0)
-        {
-            failures.Add("EvaluatorOptions.Metrics must name at least one metric.");
-        }
-        else if (options.Metrics.Any(string.IsNullOrWhiteSpace))
-        {
-            failures.Add("EvaluatorOptions.Metrics must not contain empty names.");
-        }
-
-        if (options.BatchSize < 1)
-        {
-            failures.Add($"EvaluatorOptions.BatchSize must be at least 1; got {options.BatchSize}.");
-        }
-
-        if (!double.IsFinite(options.ScoreScale) || options.ScoreScale <= 0)
-        {
-            failures.Add($"EvaluatorOptions.ScoreScale must be a positive finite number; got {options.ScoreScale}.");
-        }
-
-        if (!Enum.IsDefined(options.Gsm8kRule))
-        {
-            failures.Add($"EvaluatorOptions.Gsm8kRule has an unknown value {options.Gsm8kRule}.");
-        }
-
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
-    }
 }

@@ -118,6 +118,19 @@ public class SdftTemplateTests
     }
 
     [Fact]
+    public void Options_RangeRules_NameTheOption()
+    {
+        var options = new SdftOptions { MaxNewTokens = 0, Temperature = 0, TopP = 0, TopK = -1, CutoffLength = 1, Branch = (SdftBranch)9 };
+        var message = Assert.Throws<ArgumentException>(options.ThrowIfInvalid).Message;
+        foreach (var option in new[] { "MaxNewTokens", "Temperature", "TopP", "TopK", "CutoffLength", "Branch" })
+        {
+            Assert.Contains($"SdftOptions.{option}", message, StringComparison.Ordinal);
+        }
+
+        new SdftOptions { Temperature = 1e-3, TopP = 1, TopK = 0 }.ThrowIfInvalid();
+    }
+
+    [Fact]
     public void Preset_HasTheOfficialHyperParameters()
     {
         var o = new Distill.Training.TrainingOptions();

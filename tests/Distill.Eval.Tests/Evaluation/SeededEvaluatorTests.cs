@@ -220,6 +220,24 @@ public sealed class SeededEvaluatorTests
         Assert.Contains("distinct", ex.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void AddDistillEval_AnnotatedRules_NameTheOption()
+    {
+        var services = new ServiceCollection();
+        services.AddDistill().AddDistillEval(o => (o.BatchSize, o.ScoreScale, o.Gsm8kRule) = (0, double.NaN, (Gsm8kAnswerRule)99));
+        using var provider = services.BuildServiceProvider();
+        var ex = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<EvaluatorOptions>>().Value);
+        Assert.Equal(3, ex.Failures.Count());
+        foreach (var option in new[] { "EvaluatorOptions.BatchSize", "EvaluatorOptions.ScoreScale", "EvaluatorOptions.Gsm8kRule" })
+        {
+            Assert.Contains(ex.Failures, f => f.Contains(option, StringComparison.Ordinal));
+        }
+
+        var direct = Assert.Throws<ArgumentException>(() => new SeededEvaluator([], new EvaluatorOptions { ScoreScale = double.PositiveInfinity, Metrics = [] }));
+        Assert.Contains("EvaluatorOptions.ScoreScale", direct.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Metrics", direct.Message, StringComparison.Ordinal);
+    }
+
     // Progress<T> posts to the thread pool; the test needs the reports synchronously.
     private sealed class SyncProgress(Action<EvaluationProgress> report) : IProgress<EvaluationProgress>
     {
