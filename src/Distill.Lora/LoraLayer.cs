@@ -136,6 +136,11 @@ public sealed class LoraLayer : nn.Module<Tensor, Tensor>
         Target.register_module(AName, loraA);
         Target.register_module(BName, loraB);
         Target.register_module(DropoutName, dropout);
+        if (!Target.training)
+        {
+            dropout.eval(); // a new module starts in training mode; follow the layer it is attached to
+        }
+
         Target.SetAdapter(this);
     }
 

@@ -188,6 +188,11 @@ public sealed partial class LoraModel
             }
         }
 
+        if (!trainable)
+        {
+            model.eval(); // as PeftModel.from_pretrained(is_trainable=False): a frozen adapter runs without dropout
+        }
+
         Log.Loaded(lora.logger, adapterDirectory, tensors.Count, lora.layers.Count, trainable);
         return lora;
     }
