@@ -29,25 +29,24 @@ cat > "$work/nuget.config" <<XML
   </packageSources>
 </configuration>
 XML
-cat > "$work/Consumer.csproj" <<XML
-<Project Sdk="Microsoft.NET.Sdk">
-  <PropertyGroup>
-    <OutputType>Exe</OutputType>
-    <TargetFramework>net10.0</TargetFramework>
-    <Nullable>enable</Nullable>
-    <ImplicitUsings>enable</ImplicitUsings>
-  </PropertyGroup>
-  <ItemGroup>
-    <PackageReference Include="Distill.Core" Version="$version" />
-    <PackageReference Include="Distill.Losses" Version="$version" />
-    <PackageReference Include="Distill.Lora" Version="$version" />
-    <PackageReference Include="Distill.Data" Version="$version" />
-    <PackageReference Include="Distill.Eval" Version="$version" />
-    <PackageReference Include="Distill.Remote" Version="$version" />
-    <PackageReference Include="TorchSharp-cpu" Version="0.107.0" />
-  </ItemGroup>
-</Project>
-XML
+# An executable project that references the given packages (NAME or NAME=VERSION; the Distill ones take $version).
+write_consumer_project() {
+  local file="$1"; shift
+  {
+    printf '<Project Sdk="Microsoft.NET.Sdk">\n  <PropertyGroup>\n    <OutputType>Exe</OutputType>\n'
+    printf '    <TargetFramework>net10.0</TargetFramework>\n    <Nullable>enable</Nullable>\n    <ImplicitUsings>enable</ImplicitUsings>\n'
+    printf '  </PropertyGroup>\n  <ItemGroup>\n'
+    local ref
+    for ref in "$@"; do
+      case "$ref" in
+        *=*) printf '    <PackageReference Include="%s" Version="%s" />\n' "${ref%%=*}" "${ref#*=}" ;;
+        *) printf '    <PackageReference Include="%s" Version="%s" />\n' "$ref" "$version" ;;
+      esac
+    done
+    printf '  </ItemGroup>\n</Project>\n'
+  } > "$file"
+}
+write_consumer_project "$work/Consumer.csproj" Distill.Core Distill.Losses Distill.Lora Distill.Data Distill.Eval Distill.Remote TorchSharp-cpu=0.107.0
 cat > "$work/Program.cs" <<'CS'
 using System.IO.Compression;
 using System.Text.RegularExpressions;
@@ -100,26 +99,8 @@ cp "$work/nuget.config" "$readme/nuget.config"
 awk '/^```csharp$/ { inblock = 1; n = 0; next } /^```$/ { if (inblock && found) exit; inblock = 0; next }
      inblock { if (n == 0 && $0 == "// README main example") found = 1; n++; if (found) print }' "$root/README.md" > "$readme/Program.cs"
 grep -q "README main example" "$readme/Program.cs" || { echo "README.md has no csharp block starting with '// README main example'" >&2; exit 1; }
-cat > "$readme/ReadmeExample.csproj" <<XML
-<Project Sdk="Microsoft.NET.Sdk">
-  <PropertyGroup>
-    <OutputType>Exe</OutputType>
-    <TargetFramework>net10.0</TargetFramework>
-    <Nullable>enable</Nullable>
-    <ImplicitUsings>enable</ImplicitUsings>
-  </PropertyGroup>
-  <ItemGroup>
-    <PackageReference Include="Distill.Core" Version="$version" />
-    <PackageReference Include="Distill.Losses" Version="$version" />
-    <PackageReference Include="Distill.Data" Version="$version" />
-    <PackageReference Include="Distill.Eval" Version="$version" />
-    <PackageReference Include="Distill.Lora" Version="$version" />
-    <PackageReference Include="TorchSharp-cpu" Version="0.107.0" />
-    <PackageReference Include="Microsoft.Extensions.DependencyInjection" Version="10.0.0" />
-    <PackageReference Include="Microsoft.Extensions.Logging.Console" Version="10.0.0" />
-  </ItemGroup>
-</Project>
-XML
+write_consumer_project "$readme/ReadmeExample.csproj" Distill.Core Distill.Losses Distill.Data Distill.Eval Distill.Lora TorchSharp-cpu=0.107.0 \
+  Microsoft.Extensions.DependencyInjection=10.0.0 Microsoft.Extensions.Logging.Console=10.0.0
 (cd "$readme" && dotnet run -c Release) | tee "$readme/output.txt"
 grep -q "Completed after 40 steps" "$readme/output.txt" || { echo "README main example did not finish its 40 training steps" >&2; exit 1; }
 test -f "$readme/runs/readme/student/tokenizer.json" && test -f "$readme/runs/readme/student/model.safetensors" \
