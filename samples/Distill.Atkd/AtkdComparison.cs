@@ -91,6 +91,11 @@ public sealed class AtkdComparison(AtkdSettings settings, ILoggerFactory? logger
         var answersPath = Path.GetFullPath(Path.Combine(settings.OutputDirectory, "teacher-answers.jsonl"));
         var answers = TeacherAnswers(teacher, tokenizer, teacherName, train, answersPath, cancellationToken);
         var gtSet = TokenizedDataset.Create(train.Select(template.Apply), tokenizer, null, settings.MaxLength, settings.MaxLength / 2);
+        if (answers.Records.Count == 0)
+        {
+            throw new InvalidOperationException($"The teacher answered none of the {train.Count} training prompts (every answer was empty; see {answersPath}.manifest.json). Use a trained teacher.");
+        }
+
         var teacherSet = TokenizedDataset.Create(answers.ToInstructionExamples().Select(template.Apply), tokenizer, null, settings.MaxLength, settings.MaxLength / 2);
         var testSet = TokenizedDataset.Create(Split(BundledSplit.Test).Take(settings.EvalExamples).Select(template.Apply), tokenizer, null, settings.MaxLength, settings.MaxLength / 2);
 
@@ -151,7 +156,7 @@ public sealed class AtkdComparison(AtkdSettings settings, ILoggerFactory? logger
         List<InstructionExample> train, InstructionTemplate template, IObjectiveFactory objectives, IDistillationTrainerFactory trainers, Device device, CancellationToken cancellationToken)
     {
         var folder = settings.TeacherPath ?? Path.Combine(AppContext.BaseDirectory, "teachers", AtkdSettings.ShippedTeacher);
-        if (settings.TeacherPath is not null || File.Exists(Path.Combine(folder, "config.json")))
+        if (settings.TeacherPath is not null || (settings.UseShippedTeacher && File.Exists(Path.Combine(folder, "config.json"))))
         {
             var full = Path.GetFullPath(folder);
             return (AutoCausalLM.FromPretrained(full, device: device), HfTokenizer.FromPretrained(full, loggers.CreateLogger<HfTokenizer>()), full);

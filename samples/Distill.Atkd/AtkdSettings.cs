@@ -11,6 +11,9 @@ public sealed record AtkdSettings
     /// <summary>Gets an HF teacher folder; <see langword="null"/> = the shipped teacher if present, else a small teacher trained once and cached in the run folder.</summary>
     public string? TeacherPath { get; init; }
 
+    /// <summary>Gets a value indicating whether to use the quickstart's shipped teacher when it is present (false: train the fallback teacher).</summary>
+    public bool UseShippedTeacher { get; init; } = true;
+
     /// <summary>Gets the run folder (teacher cache, teacher answers, results.md/json).</summary>
     public string OutputDirectory { get; init; } = "runs/atkd";
 
