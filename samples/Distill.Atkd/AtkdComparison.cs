@@ -101,9 +101,9 @@ public sealed class AtkdComparison(AtkdSettings settings, ILoggerFactory? logger
 
         // 3. The teacher's own scores, then every source under every seed.
         var rows = new List<AtkdRow>();
-        var teacherEm = ExactMatch(testSet, [settings.Seeds[0]], _ => teacher, eos, cancellationToken);
+        var (teacherEm, teacherRouge) = Generate(testSet, [settings.Seeds[0]], _ => teacher, eos, cancellationToken);
         var teacherLoss = TeacherForced(teacher, null, testSet).Loss;
-        rows.Add(new AtkdRow(TeacherRow, teacherEm, SeedStat.From([teacherLoss]), null, null, 0));
+        rows.Add(new AtkdRow(TeacherRow, teacherEm, teacherRouge, SeedStat.From([teacherLoss]), null, null, 0));
         var teacherWrapper = new LocalModelTeacher(teacher);
         foreach (var source in settings.Sources)
         {
@@ -127,11 +127,12 @@ public sealed class AtkdComparison(AtkdSettings settings, ILoggerFactory? logger
                 }
 
                 OnProgress?.Invoke(new AtkdProgress($"evaluating {name}", 0, 1));
-                var em = ExactMatch(testSet, settings.Seeds, seed => students[seed], eos, cancellationToken);
+                var (em, rouge) = Generate(testSet, settings.Seeds, seed => students[seed], eos, cancellationToken);
                 var forced = settings.Seeds.Select(seed => TeacherForced(students[seed], teacher, testSet)).ToList();
                 rows.Add(new AtkdRow(
                     name,
                     em,
+                    rouge,
                     SeedStat.From([.. forced.Select(f => f.Loss)]),
                     SeedStat.From([.. forced.Select(f => f.Agreement!.Value * 100)]),
                     SeedStat.From(seconds),
@@ -298,12 +299,12 @@ public sealed class AtkdComparison(AtkdSettings settings, ILoggerFactory? logger
     };
 
     /// <summary>
-    /// DSKD exact match (×100) of greedy answers, through <see cref="SeededEvaluator"/>: its seeds are the training seeds, and
+    /// DSKD exact match and ROUGE-L (×100) of greedy answers, through <see cref="SeededEvaluator"/>: its seeds are the training seeds, and
     /// the generation for seed s comes from the student trained with seed s, so its mean ± std is the spread over training runs.
     /// </summary>
-    private SeedStat ExactMatch(TokenizedDataset set, IReadOnlyList<int> seeds, Func<int, CausalLM> modelOf, long eos, CancellationToken cancellationToken)
+    private (SeedStat ExactMatch, SeedStat RougeL) Generate(TokenizedDataset set, IReadOnlyList<int> seeds, Func<int, CausalLM> modelOf, long eos, CancellationToken cancellationToken)
     {
-        var evaluator = new SeededEvaluator([new DskdExactMatchMetric()], new EvaluatorOptions { Seeds = [.. seeds], BatchSize = 50, StopText = null }, loggers.CreateLogger<SeededEvaluator>());
+        var evaluator = new SeededEvaluator([new DskdExactMatchMetric(), new RougeLMetric()], new EvaluatorOptions { Seeds = [.. seeds], BatchSize = 50, StopText = null }, loggers.CreateLogger<SeededEvaluator>());
         var examples = set.Examples.Select((e, i) => new EvalExample(i.ToString(CultureInfo.InvariantCulture), e.Prompt, e.References)).ToList();
         var report = evaluator.Evaluate(examples, (batch, seed, _) =>
         {
@@ -315,8 +316,8 @@ public sealed class AtkdComparison(AtkdSettings settings, ILoggerFactory? logger
             var ids = generated.GeneratedIds.cpu();
             return [.. Enumerable.Range(0, indices.Count).Select(b => set.StudentTokenizer.Decode(ids[b, ..(int)generated.Lengths[b]].data<long>().Select(i => (int)i), skipSpecialTokens: true))];
         }, cancellationToken);
-        var summary = report.Metrics[DskdExactMatchMetric.MetricName];
-        return new SeedStat(summary.Mean, summary.StandardDeviation, summary.PerSeed);
+        static SeedStat Stat(MetricSummary m) => new(m.Mean, m.StandardDeviation, m.PerSeed);
+        return (Stat(report.Metrics[DskdExactMatchMetric.MetricName]), Stat(report.Metrics[RougeLMetric.MetricName]));
     }
 
     /// <summary>Teacher-forced answer loss of <paramref name="model"/> on the references, and its top-1 agreement with the teacher.</summary>

@@ -30,12 +30,13 @@ public sealed record SeedStat(double Mean, double Std, IReadOnlyList<double> Per
 
 /// <summary>One row of the table: a sample source (or the teacher) over the seeds.</summary>
 /// <param name="Source">The ATKD source name, or <c>teacher (reference)</c>.</param>
-/// <param name="ExactMatch">DSKD exact match (×100) of greedy answers on the test examples.</param>
+/// <param name="ExactMatch">DSKD exact match (×100) of greedy answers on the test examples (the task metric).</param>
+/// <param name="RougeL">ROUGE-L F (×100) of the same answers (partial credit, for tiny models whose exact match is near 0).</param>
 /// <param name="AnswerLoss">Teacher-forced mean token cross-entropy of the reference answers.</param>
 /// <param name="Agreement">Share (×100) of answer positions where the student's argmax equals the teacher's; null for the teacher.</param>
 /// <param name="Seconds">Training wall time per run; null for the teacher.</param>
 /// <param name="GeneratedBatches">Share (×100) of micro-batches whose responses were generated during training (by the student, or student and teacher for mix_token).</param>
-public sealed record AtkdRow(string Source, SeedStat ExactMatch, SeedStat AnswerLoss, SeedStat? Agreement, SeedStat? Seconds, double GeneratedBatches);
+public sealed record AtkdRow(string Source, SeedStat ExactMatch, SeedStat RougeL, SeedStat AnswerLoss, SeedStat? Agreement, SeedStat? Seconds, double GeneratedBatches);
 
 /// <summary>The result of <see cref="AtkdComparison.Run"/>.</summary>
 /// <param name="Rows">The teacher's row, then one row per source.</param>
@@ -78,11 +79,11 @@ public sealed record AtkdReport(
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"ATKD objective, one row per sample source: {TestExamples} test examples, {TrainPrompts} training prompts ({TeacherAnswers} teacher answers), {Steps} steps, seeds {string.Join(", ", Seeds)} (mean ± std).");
         sb.AppendLine();
-        sb.AppendLine("| source | EM (test) | answer loss | agreement with teacher (%) | generated batches (%) | train time (s) |");
-        sb.AppendLine("|---|---|---|---|---|---|");
+        sb.AppendLine("| source | EM (test) | ROUGE-L (test) | answer loss | agreement with teacher (%) | generated batches (%) | train time (s) |");
+        sb.AppendLine("|---|---|---|---|---|---|---|");
         foreach (var r in Rows)
         {
-            sb.AppendLine(CultureInfo.InvariantCulture, $"| {r.Source} | {r.ExactMatch.Format("F1")} | {r.AnswerLoss.Format("F3")} | {r.Agreement?.Format("F1") ?? "—"} | {(r.Seconds is null ? "—" : r.GeneratedBatches.ToString("F0", CultureInfo.InvariantCulture))} | {r.Seconds?.Format("F1") ?? "—"} |");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| {r.Source} | {r.ExactMatch.Format("F1")} | {r.RougeL.Format("F1")} | {r.AnswerLoss.Format("F3")} | {r.Agreement?.Format("F1") ?? "—"} | {(r.Seconds is null ? "—" : r.GeneratedBatches.ToString("F0", CultureInfo.InvariantCulture))} | {r.Seconds?.Format("F1") ?? "—"} |");
         }
 
         sb.AppendLine();

@@ -33,10 +33,10 @@ public sealed record AtkdSettings
     public int EvalExamples { get; init; } = 200;
 
     /// <summary>Gets the optimizer steps of every student run.</summary>
-    public int Steps { get; init; } = 150;
+    public int Steps { get; init; } = 100;
 
     /// <summary>Gets the micro-batch size.</summary>
-    public int BatchSize { get; init; } = 32;
+    public int BatchSize { get; init; } = 16;
 
     /// <summary>Gets the student's peak learning rate (ATKD's 2e-5 is for pretrained 1-7B students; a random tiny student needs more).</summary>
     public double LearningRate { get; init; } = 3e-3;

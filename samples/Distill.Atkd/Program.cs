@@ -107,12 +107,13 @@ root.SetAction(parse =>
 
     var table = new Table().Border(TableBorder.Rounded).Title(string.Create(CultureInfo.InvariantCulture,
         $"[bold]ATKD sample sources[/]: {r.TestExamples} test examples, {r.TrainPrompts} prompts, {r.Steps} steps, seeds {string.Join(",", r.Seeds)} (mean ± std)"));
-    table.AddColumns("source", "EM (test)", "answer loss", "agreement with teacher (%)", "generated batches (%)", "train time (s)");
+    table.AddColumns("source", "EM (test)", "ROUGE-L (test)", "answer loss", "agreement with teacher (%)", "generated batches (%)", "train time (s)");
     foreach (var row in r.Rows)
     {
         table.AddRow(
             Markup.Escape(row.Source),
             row.ExactMatch.Format("F1"),
+            row.RougeL.Format("F1"),
             row.AnswerLoss.Format("F3"),
             row.Agreement?.Format("F1") ?? "—",
             row.Seconds is null ? "—" : row.GeneratedBatches.ToString("F0", CultureInfo.InvariantCulture),
