@@ -153,6 +153,25 @@ public class SampleSourceTests
     }
 
     [Fact]
+    public void TeacherOnTheFly_ThenStudent_ReadsThePromptsBackFromTheTeachersBatch()
+    {
+        using var scope = NewDisposeScope();
+        var student = TinyModels.Create("gpt2", seed: 7);
+        var teacherModel = TinyModels.Create("gpt2", seed: 9);
+        var teacherAnswers = new OnPolicySource(teacherModel, new SampleSourceOptions { StudentRequestRatio = 1, DoSample = true, MaxNewTokens = 5 }, name: "teacher");
+        var onPolicy = SampleSources.Create(AtkdSampleSource.Student, student, new LocalModelTeacher(teacherModel), new SampleSourceOptions { MaxNewTokens = 5 });
+        var batch = Make(Rows, Eos);
+
+        var fromTeacher = teacherAnswers.Transform(batch, Context());
+        for (var b = 0; b < Rows.Length; b++)
+        {
+            Assert.Equal(Rows[b].Prompt, RealTokens(fromTeacher, b).Take(Rows[b].Prompt.Length));
+        }
+
+        AssertSameBatch(onPolicy.Transform(batch, Context()), onPolicy.Transform(fromTeacher, Context()));
+    }
+
+    [Fact]
     public void MixToken_Ratio1IsStudentGreedy_Ratio0IsTeacherGreedy()
     {
         using var scope = NewDisposeScope();
