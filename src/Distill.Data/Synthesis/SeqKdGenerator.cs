@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 
 namespace Distill.Data.Synthesis;
 
-/// <summary>Progress of a SeqKD run, reported after every chunk.</summary>
+/// <summary>Progress of a SeqKD run, reported once at the start (resumed chunks) and after every chunk.</summary>
 /// <param name="PromptsDone">Prompts processed (resumed ones included).</param>
 /// <param name="PromptsTotal">Prompts in the dataset.</param>
 /// <param name="RowsWritten">Rows written so far.</param>
@@ -51,7 +51,7 @@ public sealed class SeqKdGenerator(ICausalLM teacher, HfTokenizer tokenizer, Seq
     private static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly JsonSerializerOptions IndentedJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, WriteIndented = true };
 
-    /// <summary>Gets or sets the progress sink, called after every chunk.</summary>
+    /// <summary>Gets or sets the progress sink, called once at the start and after every chunk.</summary>
     public IProgress<SeqKdProgress>? Progress { get; set; }
 
     /// <summary>Generates answers to instruction examples rendered with <see cref="SeqKdOptions.Template"/>, resuming an interrupted run.</summary>
@@ -154,6 +154,7 @@ public sealed class SeqKdGenerator(ICausalLM teacher, HfTokenizer tokenizer, Seq
         }
 
         var statistics = file.State is { } state ? JsonSerializer.Deserialize<SeqKdStatistics>(state, Json)! : new SeqKdStatistics();
+        Progress?.Report(new SeqKdProgress(statistics.Prompts, prompts.Count, records.Count, 0)); // resumed chunks (or none yet)
         var clock = Stopwatch.StartNew();
         long runTokens = 0;
         for (var chunk = file.ChunksDone; chunk < chunkCount; chunk++)
@@ -174,11 +175,6 @@ public sealed class SeqKdGenerator(ICausalLM teacher, HfTokenizer tokenizer, Seq
             var rate = runTokens / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
             Log.SeqKdChunkWritten(log, chunk + 1, chunkCount, rows.Count, counts.GeneratedTokens, counts.GeneratedTokens / Math.Max(chunkClock.Elapsed.TotalSeconds, 1e-9), rate);
             Progress?.Report(new SeqKdProgress(start + count, prompts.Count, records.Count, rate));
-        }
-
-        if (file.ChunksDone == 0)
-        {
-            Progress?.Report(new SeqKdProgress(prompts.Count, prompts.Count, records.Count, 0)); // empty dataset
         }
 
         var manifest = identity with

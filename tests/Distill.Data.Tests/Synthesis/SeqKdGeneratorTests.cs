@@ -154,7 +154,7 @@ public class SeqKdGeneratorTests
 
         var resumedPath = Path.Combine(tmp.Path, "resumed.jsonl");
         using var cancel = new CancellationTokenSource();
-        var first = new SeqKdGenerator(model, tokenizer, Sampled()) { Progress = new SyncProgress(p => cancel.Cancel()) }.Run(Rows, resumedPath, cancel.Token);
+        var first = new SeqKdGenerator(model, tokenizer, Sampled()) { Progress = new SyncProgress(p => { if (p.PromptsDone > 0) cancel.Cancel(); }) }.Run(Rows, resumedPath, cancel.Token);
         Assert.False(first.Completed);
         Assert.Equal(resumedPath + ".partial", first.OutputPath);
         Assert.False(File.Exists(resumedPath));
@@ -162,7 +162,9 @@ public class SeqKdGeneratorTests
         // A crash while the next chunk was being appended: a torn line after the recorded chunk.
         File.AppendAllText(resumedPath + ".partial", "{\"index\":4,\"sample\":0,\"instruction\":\"Rev");
 
-        var second = new SeqKdGenerator(model, tokenizer, Sampled()).Run(Rows, resumedPath);
+        var reports = new List<SeqKdProgress>();
+        var second = new SeqKdGenerator(model, tokenizer, Sampled()) { Progress = new SyncProgress(reports.Add) }.Run(Rows, resumedPath);
+        Assert.Equal([4, 8, 10], reports.Select(p => p.PromptsDone)); // the resumed chunk first, then chunks 2 and 3
         Assert.True(second.Completed);
         Assert.Equal(1, second.ResumedChunks);
         Assert.Equal(File.ReadAllBytes(reference), File.ReadAllBytes(resumedPath));
@@ -180,7 +182,7 @@ public class SeqKdGeneratorTests
         var tokenizer = BundledData.TokenizerA();
         var path = Path.Combine(tmp.Path, "a.jsonl");
         using var cancel = new CancellationTokenSource();
-        new SeqKdGenerator(model, tokenizer, Sampled()) { Progress = new SyncProgress(p => cancel.Cancel()) }.Run(Rows, path, cancel.Token);
+        new SeqKdGenerator(model, tokenizer, Sampled()) { Progress = new SyncProgress(p => { if (p.PromptsDone > 0) cancel.Cancel(); }) }.Run(Rows, path, cancel.Token);
         var other = Sampled();
         other.Seed = 8;
         var ex = Assert.Throws<InvalidDataException>(() => new SeqKdGenerator(model, tokenizer, other).Run(Rows, path));
