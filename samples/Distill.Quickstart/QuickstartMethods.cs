@@ -37,10 +37,13 @@ public static class QuickstartMethods
     /// <summary>Logit KD (forward KL) on the teacher-answer sequences.</summary>
     public static QuickstartMethod KdSeqKd { get; } = new("kd-seqkd", "KD on teacher answers (forward KL)", "forward_kl", TrainingSet.TeacherAnswers);
 
-    /// <summary>On-policy distillation (GKD λ): student samples on the prompts, scored by the teacher with forward KL.</summary>
-    public static QuickstartMethod OnPolicy { get; } = new("on-policy", "on-policy (GKD λ, forward KL)", "forward_kl", TrainingSet.TeacherAnswers, OnPolicy: true);
+    /// <summary>
+    /// On-policy distillation (GKD): with probability λ a batch's responses are the student's own samples on its prompts,
+    /// otherwise the teacher-answer sequences; the teacher scores them with GKD's generalised JSD (β = 0.5).
+    /// </summary>
+    public static QuickstartMethod OnPolicy { get; } = new("on-policy", "on-policy (GKD λ, JSD)", "gkd_jsd", TrainingSet.TeacherAnswers, OnPolicy: true);
 
-    /// <summary>ATKD's adaptive-teaching objective on the teacher-answer sequences (ATKD <c>--sample_source teacher</c>).</summary>
+    /// <summary>ATKD's adaptive-teaching objective (<c>--kl_method atkd</c>) on the teacher-answer sequences (<c>--sample_source teacher</c>).</summary>
     public static QuickstartMethod Atkd { get; } = new("atkd", "ATKD (teacher answers)", "atkd", TrainingSet.TeacherAnswers);
 
     /// <summary>Gets every student row, in table order.</summary>

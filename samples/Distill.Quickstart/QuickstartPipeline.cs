@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Distill.Data;
 using Distill.Models;
 using Distill.Training;
+using Distill.Training.Sources;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -120,7 +121,7 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
 
                 var run = new StudentRun(settings, method, seed, data, devSet, tokenizer, eos, device, objectives, trainers, loggers)
                 {
-                    Transforms = method.OnPolicy ? OnPolicyTransforms : null,
+                    Transforms = student => SampleSource(method, student, eos),
                     Teacher = method.UsesTeacherLogits || method.OnPolicy ? teacherWrapper : null,
                     OnProgress = OnProgress,
                 };
@@ -150,8 +151,24 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
         return report;
     }
 
-    private IReadOnlyList<IBatchTransform> OnPolicyTransforms(CausalLM student) =>
-        throw new NotSupportedException("on-policy: waiting for the GKD transform of feat/sources");
+    /// <summary>The row's sample source: GKD's on-policy source (λ, sampling) or ATKD's <c>teacher</c> source (the teacher-answer file as is).</summary>
+    private IReadOnlyList<IBatchTransform> SampleSource(QuickstartMethod method, CausalLM student, long eos)
+    {
+        if (method.OnPolicy)
+        {
+            var options = SampleSourceOptions.Gkd(settings.OnPolicyLambda);
+            options.Temperature = settings.OnPolicyTemperature;
+            options.MaxNewTokens = settings.MaxNewTokens;
+            options.EosTokenIds = [eos];
+            options.PadTokenId = eos;
+            options.MaxSequenceLength = settings.MaxLength;
+            return [SampleSources.OnPolicy(student, options, loggers.CreateLogger<OnPolicySource>())];
+        }
+
+        return method.Objective.StartsWith("atkd", StringComparison.Ordinal)
+            ? [SampleSources.Create(AtkdSampleSource.Teacher, student, logger: loggers.CreateLogger<OnPolicySource>())]
+            : [];
+    }
 
     private static QuickstartRow Row(string key, string name, int examples, IReadOnlyList<(Scores Scores, double Seconds)> runs) => new(
         key,

@@ -53,8 +53,8 @@ public sealed record QuickstartSettings
     /// <summary>Gets λ of on-policy distillation: the probability that a batch's responses are the student's own samples (GKD).</summary>
     public double OnPolicyLambda { get; init; } = 0.5;
 
-    /// <summary>Gets the sampling temperature of the student's on-policy generations.</summary>
-    public double OnPolicyTemperature { get; init; } = 1.0;
+    /// <summary>Gets the sampling temperature of the student's on-policy generations (TRL's GKD default, 0.9).</summary>
+    public double OnPolicyTemperature { get; init; } = 0.9;
 
     /// <summary>Gets the dev evaluations per student run (best dev exact-match checkpoint is scored on test; 0 = the last step).</summary>
     public int DevEvaluations { get; init; } = 4;
