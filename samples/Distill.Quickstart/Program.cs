@@ -26,7 +26,7 @@ var devExamples = new Option<int>("--dev-examples") { Description = "Dev example
 var output = new Option<string>("--output") { Description = "Run folder (teacher-answer cache, results.md/json, metrics, TensorBoard).", DefaultValueFactory = _ => defaults.OutputDirectory };
 var studentLayers = new Option<int>("--student-layers") { Description = "Random student depth.", DefaultValueFactory = _ => defaults.StudentLayers };
 var studentHidden = new Option<int>("--student-hidden") { Description = "Random student width.", DefaultValueFactory = _ => defaults.StudentHidden };
-var tasks = new Option<string[]>("--tasks") { Description = "Task families of the bundled data (add subtract multiply reverse uppercase sort count capital opposite). Default: all.", AllowMultipleArgumentsPerToken = true };
+var tasks = new Option<string[]>("--tasks") { Description = "Task families of the bundled data (add subtract multiply reverse uppercase sort count capital opposite), or 'all'. Default: uppercase count capital opposite multiply.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. QuickstartSettings.DefaultTasks] };
 var kdRate = new Option<double>("--kd-rate") { Description = "α of the divergence objectives: (1 − α)·CE + α·KD.", DefaultValueFactory = _ => defaults.KdRate };
 var kdTemperature = new Option<double>("--kd-temperature") { Description = "Temperature of the divergence objectives.", DefaultValueFactory = _ => defaults.KdTemperature };
 var bf16 = new Option<bool>("--bf16") { Description = "Train in bfloat16 with float32 master weights." };
@@ -124,9 +124,10 @@ var tSteps = new Option<int>("--steps") { Description = "Optimizer steps.", Defa
 var tBatch = new Option<int>("--batch-size") { Description = "Micro-batch size.", DefaultValueFactory = _ => teacherDefaults.BatchSize };
 var tLr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => teacherDefaults.LearningRate };
 var tSeed = new Option<int>("--seed") { Description = "Seed (init and data order).", DefaultValueFactory = _ => teacherDefaults.Seed };
-var trainTeacher = new Command("train-teacher", "Train the quickstart's teacher on the whole bundled training split and write it as an HF folder (deterministic for a seed).")
+var tTasks = new Option<string[]>("--tasks") { Description = "Task families to train on, or 'all'. Default: the quickstart's (uppercase count capital opposite multiply).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. QuickstartSettings.DefaultTasks] };
+var trainTeacher = new Command("train-teacher", "Train the quickstart's teacher on the bundled training split and write it as an HF folder (deterministic for a seed).")
 {
-    tOutput, tTokenizer, tLayers, tHidden, tSteps, tBatch, tLr, tSeed, verbose,
+    tOutput, tTokenizer, tLayers, tHidden, tSteps, tBatch, tLr, tSeed, tTasks, verbose,
 };
 trainTeacher.SetAction(parse =>
 {
@@ -140,6 +141,7 @@ trainTeacher.SetAction(parse =>
         BatchSize = parse.GetValue(tBatch),
         LearningRate = parse.GetValue(tLr),
         Seed = parse.GetValue(tSeed),
+        Tasks = parse.GetValue(tTasks) is { Length: > 0 } families && !families.Contains("all") ? families : null,
     };
     if (t.Tokenizer is not ("bytes" or "bpe") || t.Layers < 1 || t.Hidden < 32 || t.Steps < 1 || t.BatchSize < 1 || t.LearningRate <= 0)
     {

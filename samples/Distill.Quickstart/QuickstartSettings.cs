@@ -29,17 +29,21 @@ public sealed record QuickstartSettings
 
     /// <summary>
     /// Gets the task families of the bundled data (each example's <c>task</c> field) the quickstart trains, selects and
-    /// evaluates on; <see langword="null"/> or empty = every family (the default: the whole 200-row test split is scored).
-    /// Ignored with <see cref="DataPath"/>.
+    /// evaluates on; <see langword="null"/> or empty = every family. Ignored with <see cref="DataPath"/>. The default leaves
+    /// out 2-digit <c>add</c>/<c>subtract</c> (70 % of the bundled data) and <c>reverse</c>/<c>sort</c>, which the shipped
+    /// teacher does not learn for unseen inputs in the minutes it is trained (with every family it reached 5.5 EM).
     /// </summary>
-    public IReadOnlyList<string>? Tasks { get; init; }
+    public IReadOnlyList<string>? Tasks { get; init; } = DefaultTasks;
+
+    /// <summary>Gets the default <see cref="Tasks"/>: the families the shipped teacher learns (408 train, 55 dev, 41 test rows).</summary>
+    public static IReadOnlyList<string> DefaultTasks { get; } = ["uppercase", "count", "capital", "opposite", "multiply"];
 
     /// <summary>
     /// Gets the number of labelled training examples (the first this many rows of the training split, a fixed choice). SFT
     /// and KD-on-labels see only these; the distillation rows also see the rest of the training split as prompts whose
     /// answers are hidden and come from the teacher.
     /// </summary>
-    public int LabelledExamples { get; init; } = 150;
+    public int LabelledExamples { get; init; } = 100;
 
     /// <summary>Gets the number of unlabelled prompts (the training rows after the labelled ones, answers hidden); <see langword="null"/> = all of them.</summary>
     public int? UnlabelledPrompts { get; init; }

@@ -16,6 +16,9 @@ public sealed record TeacherTrainingSettings
     /// <summary>Gets the HF folder to write (replaced atomically when training finishes).</summary>
     public string OutputDirectory { get; init; } = Path.Combine("samples", "teachers", QuickstartSettings.ShippedTeacher);
 
+    /// <summary>Gets the folder of the training run's metrics and TensorBoard logs.</summary>
+    public string RunDirectory { get; init; } = Path.Combine("runs", "train-teacher");
+
     /// <summary>Gets the bundled tokenizer: <c>bytes</c> (257 ids) or <c>bpe</c> (512 ids).</summary>
     public string Tokenizer { get; init; } = "bytes";
 
@@ -26,7 +29,10 @@ public sealed record TeacherTrainingSettings
     public int Hidden { get; init; } = 128;
 
     /// <summary>Gets the optimizer steps.</summary>
-    public int Steps { get; init; } = 1500;
+    public int Steps { get; init; } = 1200;
+
+    /// <summary>Gets the task families trained on (<see cref="QuickstartSettings.DefaultTasks"/>); <see langword="null"/> = all.</summary>
+    public IReadOnlyList<string>? Tasks { get; init; } = QuickstartSettings.DefaultTasks;
 
     /// <summary>Gets the micro-batch size.</summary>
     public int BatchSize { get; init; } = 32;
@@ -42,8 +48,8 @@ public sealed record TeacherTrainingSettings
 }
 
 /// <summary>
-/// <c>train-teacher</c>: trains the quickstart's teacher with SFT on the whole bundled training split (every task family; the
-/// teacher stands for a model trained on far more data than the student's labelled set) and writes it as an HF folder.
+/// <c>train-teacher</c>: trains the quickstart's teacher with SFT on the bundled training split (every row of the quickstart's task
+/// families; the teacher stands for a model trained on far more labelled data than the student gets) and writes it as an HF folder.
 /// </summary>
 public static class TeacherTraining
 {
@@ -60,7 +66,7 @@ public static class TeacherTraining
     {
         ArgumentNullException.ThrowIfNull(t);
         var clock = Stopwatch.StartNew();
-        var settings = new QuickstartSettings { Seed = t.Seed, MaxLength = t.MaxLength, Tokenizer = t.Tokenizer, Tasks = null, OutputDirectory = Path.Combine("runs", "train-teacher") }; // metrics and TensorBoard of the training run
+        var settings = new QuickstartSettings { Seed = t.Seed, MaxLength = t.MaxLength, Tokenizer = t.Tokenizer, Tasks = t.Tasks, OutputDirectory = t.RunDirectory };
         using var provider = QuickstartServices.Build(settings, loggers, bundledModels: true);
         var device = provider.GetRequiredService<IDistillRuntime>().Compute.Device;
         var tokenizer = BundledData.GetTokenizer(t.Tokenizer == "bpe" ? BundledTokenizer.Bpe : BundledTokenizer.Bytes);
@@ -78,7 +84,7 @@ public static class TeacherTraining
             o.SaveCheckpoints = false;
             o.Precision = TrainingPrecision.Float32;
         });
-        trainer.Progress = new Progress(p => progress?.Invoke(new QuickstartProgress("training the teacher (SFT, whole training split)", p.Step, p.TotalSteps, p.Loss)));
+        trainer.Progress = new Progress(p => progress?.Invoke(new QuickstartProgress("training the teacher (SFT)", p.Step, p.TotalSteps, p.Loss)));
         var result = trainer.Train(batches, cancellationToken: cancellationToken);
         if (result.Status == TrainingStatus.Cancelled)
         {
@@ -96,8 +102,8 @@ public static class TeacherTraining
         AtomicFile.WriteAllText(Path.Combine(temp, ProvenanceFile), JsonSerializer.Serialize(new
         {
             command = "dotnet run -c Release --project samples/Distill.Quickstart -- train-teacher",
-            recipe = t with { OutputDirectory = Path.GetFileName(dir) },
-            data = string.Create(CultureInfo.InvariantCulture, $"bundled train split, all {train.Count} rows, compact template"),
+            recipe = t with { OutputDirectory = Path.GetFileName(dir), RunDirectory = Path.GetFileName(t.RunDirectory) },
+            data = string.Create(CultureInfo.InvariantCulture, $"bundled train split, {train.Count} rows of the task families {(t.Tasks is null ? "(all)" : string.Join(", ", t.Tasks))}, compact template"),
             training_seconds = Math.Round(trainTime.TotalSeconds),
             dev_exact_match = Math.Round(devEm, 1),
             dev_examples = devSet.Count,
