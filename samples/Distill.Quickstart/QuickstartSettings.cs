@@ -70,7 +70,7 @@ public sealed record QuickstartSettings
     public const string ShippedTeacher = "bytes-4x128";
 
     /// <summary>Gets the optimizer steps of every student row (the same for each method).</summary>
-    public int Steps { get; init; } = 300;
+    public int Steps { get; init; } = 200;
 
     /// <summary>Gets the micro-batch size.</summary>
     public int BatchSize { get; init; } = 16;
