@@ -106,7 +106,7 @@ root.SetAction(parse =>
     AnsiConsole.MarkupLineInterpolated($"Teacher: {r.TeacherDirectory}");
     if (r.TeacherAnswersFile is not null)
     {
-        AnsiConsole.MarkupLineInterpolated($"Teacher answers: {r.TeacherAnswersFile} ({(r.TeacherAnswersFromCache ? "reused from an earlier run" : "generated now, reused next time")})");
+        AnsiConsole.MarkupLineInterpolated($"Teacher answers: {r.TeacherAnswersFile} ({(r.TeacherAnswersFromCache ? "reused from an earlier run" : "generated now, reused next time")}; {r.TeacherAnswersExactMatch:F1} % equal the hidden answers)");
     }
 
     AnsiConsole.MarkupLineInterpolated($"Table: {Path.Combine(r.OutputDirectory, QuickstartReport.MarkdownFile)} and {QuickstartReport.JsonFile}");

@@ -146,7 +146,10 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
             answers?.Path,
             answers?.FromCache ?? false,
             Path.GetFullPath(settings.OutputDirectory),
-            clock.Elapsed);
+            clock.Elapsed)
+        {
+            TeacherAnswersExactMatch = answers?.ExactMatchOnHiddenAnswers,
+        };
         report.Write();
         return report;
     }

@@ -85,6 +85,9 @@ public sealed record QuickstartReport(
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
+    /// <summary>Gets the share (×100) of the unlabelled prompts whose teacher answer equals the hidden reference (how clean SeqKD's data is), or null.</summary>
+    public double? TeacherAnswersExactMatch { get; init; }
+
     /// <summary>Gets a row by key.</summary>
     /// <param name="key">The row's <see cref="QuickstartRow.Key"/>.</param>
     /// <returns>The row.</returns>
@@ -112,7 +115,7 @@ public sealed record QuickstartReport(
     /// <summary>Writes <see cref="MarkdownFile"/> and <see cref="JsonFile"/> into <see cref="OutputDirectory"/>, each atomically.</summary>
     public void Write()
     {
-        var header = string.Create(CultureInfo.InvariantCulture, $"Distill quickstart: {TestExamples} test examples, {LabelledExamples} labelled + {UnlabelledPrompts} unlabelled training prompts, {Steps} steps per run, seeds {string.Join(", ", Seeds)} (mean ± sample std).\n\n");
+        var header = string.Create(CultureInfo.InvariantCulture, $"Distill quickstart: {TestExamples} test examples, {LabelledExamples} labelled + {UnlabelledPrompts} unlabelled training prompts, {Steps} steps per run, seeds {string.Join(", ", Seeds)} (mean ± sample std).{(TeacherAnswersExactMatch is double t ? $" The teacher's answers equal {t:F1} % of the hidden answers of the unlabelled prompts." : "")}\n\n");
         AtomicFile.WriteAllText(Path.Combine(OutputDirectory, MarkdownFile), header + ToMarkdown());
         AtomicFile.WriteAllText(Path.Combine(OutputDirectory, JsonFile), ToJson());
     }

@@ -66,7 +66,7 @@ internal sealed class StudentRun(
         }
 
         var phase = string.Create(CultureInfo.InvariantCulture, $"{method.Row}, seed {seed}");
-        trainer.Progress = new CallbackProgress(p => OnProgress?.Invoke(new QuickstartProgress(phase, p.Step, p.TotalSteps, p.Loss)));
+        trainer.Progress = new SyncProgress<TrainingProgress>(p => OnProgress?.Invoke(new QuickstartProgress(phase, p.Step, p.TotalSteps, p.Loss)));
         Dictionary<string, Tensor>? best = null;
         var bestEm = double.NegativeInfinity;
         if (evaluations > 0)
@@ -117,10 +117,5 @@ internal sealed class StudentRun(
         {
             t.Dispose();
         }
-    }
-
-    private sealed class CallbackProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
     }
 }

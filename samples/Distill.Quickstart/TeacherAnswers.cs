@@ -42,7 +42,7 @@ internal sealed record TeacherAnswers(IReadOnlyList<TextExample> Examples, strin
             TruncatedAnswers = SeqKdRowAction.Keep,
         }, loggers.CreateLogger<SeqKdGenerator>())
         {
-            Progress = new Progress<SeqKdProgress>(p => progress((p.PromptsDone, p.PromptsTotal))),
+            Progress = new SyncProgress<SeqKdProgress>(p => progress((p.PromptsDone, p.PromptsTotal))),
         };
         var result = generator.Run(prompts, path, cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();
@@ -71,4 +71,13 @@ internal sealed record TeacherAnswers(IReadOnlyList<TextExample> Examples, strin
 
         return Convert.ToHexString(sha.GetHashAndReset())[..12].ToLowerInvariant();
     }
+}
+
+/// <summary>An <see cref="IProgress{T}"/> that calls back on the reporting thread (<see cref="Progress{T}"/> posts to the thread pool).</summary>
+/// <typeparam name="T">The progress value.</typeparam>
+/// <param name="report">The callback.</param>
+internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    /// <inheritdoc />
+    public void Report(T value) => report(value);
 }

@@ -84,7 +84,7 @@ public static class TeacherTraining
             o.SaveCheckpoints = false;
             o.Precision = TrainingPrecision.Float32;
         });
-        trainer.Progress = new Progress(p => progress?.Invoke(new QuickstartProgress("training the teacher (SFT)", p.Step, p.TotalSteps, p.Loss)));
+        trainer.Progress = new SyncProgress<TrainingProgress>(p => progress?.Invoke(new QuickstartProgress("training the teacher (SFT)", p.Step, p.TotalSteps, p.Loss)));
         var result = trainer.Train(batches, cancellationToken: cancellationToken);
         if (result.Status == TrainingStatus.Cancelled)
         {
@@ -115,10 +115,5 @@ public static class TeacherTraining
 
         Directory.Move(temp, dir);
         return (dir, devEm, clock.Elapsed);
-    }
-
-    private sealed class Progress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
     }
 }
