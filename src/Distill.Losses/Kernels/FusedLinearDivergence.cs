@@ -12,6 +12,23 @@ internal sealed record TeacherSource(Tensor? Logits, Tensor? HiddenStates = null
     /// <summary>No teacher (teacher-free losses such as chunked CE).</summary>
     public static TeacherSource None { get; } = new(Logits: null);
 
+    /// <summary>Gets the sparse teacher's top-k vocabulary ids [N, K] int64, or <see langword="null"/> for a dense teacher.</summary>
+    public Tensor? TopKIds { get; init; }
+
+    /// <summary>Gets the sparse teacher's top-k log-probabilities [N, K] at temperature 1.</summary>
+    public Tensor? TopKLogProbs { get; init; }
+
+    /// <summary>Gets the sparse teacher's log tail mass [N], or <see langword="null"/>.</summary>
+    public Tensor? TopKLogTailMass { get; init; }
+
+    /// <summary>A sparse top-k teacher: rows of ids, log-probs and (optionally) log tail mass; <see cref="Chunk"/> returns null.</summary>
+    /// <param name="ids">[N, K] int64.</param>
+    /// <param name="logProbs">[N, K].</param>
+    /// <param name="logTailMass">[N] or <see langword="null"/>.</param>
+    /// <returns>The source.</returns>
+    public static TeacherSource Sparse(Tensor ids, Tensor logProbs, Tensor? logTailMass) =>
+        new(Logits: null) { TopKIds = ids, TopKLogProbs = logProbs, TopKLogTailMass = logTailMass };
+
     /// <summary>Gets a value indicating whether <see cref="Chunk"/> returns a fresh tensor (computed from hidden states) that the caller may overwrite.</summary>
     internal bool ChunksAreFresh => Logits is null && HiddenStates is not null;
 
@@ -158,8 +175,8 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             }
 
             args.FiniteCheck?.Invoke(s, start);
-            var t = divergence.NeedsTeacher ? args.Teacher.Chunk(start, length, vocab) : null;
-            if (divergence.NeedsTeacher && t is null)
+            var t = divergence.NeedsTeacherLogits ? args.Teacher.Chunk(start, length, vocab) : null;
+            if (divergence.NeedsTeacherLogits && t is null)
             {
                 throw new InvalidOperationException("Fused kernel: the divergence needs the teacher, but neither teacher logits nor teacher hidden states + lm_head were given.");
             }
