@@ -40,12 +40,13 @@ internal static class KdLossKernels
     }
 
     /// <summary>(b) chunked: Distill's fused lm_head + forward-KL kernel (custom autograd function), chunk rows at a time.</summary>
-    internal static float Chunked(Tensor h, Tensor w, Tensor t, Tensor labels, int chunk)
+    /// <remarks><paramref name="bfloat16"/>: the kernel's matrix products in bfloat16 (<c>LossesOptions.ChunkedBfloat16Matmuls</c>; variant <c>chunked_bf16</c>).</remarks>
+    internal static float Chunked(Tensor h, Tensor w, Tensor t, Tensor labels, int chunk, bool bfloat16 = false)
     {
         h.grad = null;
         w.grad = null;
         using var scope = NewDisposeScope();
-        var loss = FusedLinearDivergence.Apply(h, w, null, new TeacherSource(t), labels, new ForwardKlChunkDivergence(kdRate: 1.0, temperature: 1.0), chunk);
+        var loss = FusedLinearDivergence.Apply(h, w, null, new TeacherSource(t), labels, new ForwardKlChunkDivergence(kdRate: 1.0, temperature: 1.0), chunk, bfloat16: bfloat16);
         loss.backward();
         return loss.item<float>();
     }

@@ -105,7 +105,7 @@ internal sealed class ChunkedObjective : IDistillationObjective
         var flatLabels = labels.reshape(-1);
         var chunkSize = ChunkSizeRule.Resolve(options.ChunkSize, weight.shape[0], weight.shape[1]);
         var adapter = context.StudentModel is Distill.Models.CausalLM lm ? LmHeadAdapter.Of(lm.LmHead) : null;
-        var loss = FusedLinearDivergence.Apply(hidden.reshape(b * len, -1), weight, bias, teacher, flatLabels, divergence, chunkSize, check, adapter);
+        var loss = FusedLinearDivergence.Apply(hidden.reshape(b * len, -1), weight, bias, teacher, flatLabels, divergence, chunkSize, check, adapter, options.ChunkedBfloat16Matmuls);
         var count = TokenLevelObjective.ScoreMask(labels, scoreIgnored).sum();
         var normalizer = count.to(ScalarType.Float32);
         if (scoreIgnored)
