@@ -9,6 +9,7 @@ using Distill.Runtime;
 //   gen|forward|train|models  GPT-2-small-shaped generation / forward / training step (naive and chunked objective) [--layers 12 --prompt 32 --new 64 --batch 4 --seq 128 --out FILE]
 //   kd-profile [--chunks ...]  the fused forward-KL kernel's chunk loop, time per phase and chunk size
 //   bf16 [--shapes CxHxV,...]  float32 vs bfloat16 matrix products of the fused kernel's chunk (time, logits error)
+//   onpolicy [--quick] [...]  time split of an on-policy (GKD) step: student generation / teacher forward / student fwd+bwd+step
 //   threads [--steps 8]       CPU threading default vs torch's, as-is and with every core busy (child process per config)
 //   bdn [BDN args]            BenchmarkDotNet (e.g. bdn --filter *KdLoss*)
 DistillRuntime.EnsureNativeRuntime();
@@ -33,6 +34,10 @@ switch (args[0])
         return ThreadsBench.Worker(args[1..]);
     case "bdn":
         BenchmarkSwitcher.FromAssembly(typeof(KdLossBenchmark).Assembly).Run(args[1..]);
+        return 0;
+    case "onpolicy":
+        var onPolicy = ForwardBenchmarkHarness.ParseOptions([.. args[1..].Where(a => a != "--quick")]);
+        ForwardBenchmarkHarness.Emit(args.Contains("--quick") ? OnPolicyBenchmark.Quick(onPolicy) : onPolicy, OnPolicyBenchmark.Run);
         return 0;
     case "gen" or "forward" or "train" or "models":
         var options = ForwardBenchmarkHarness.ParseOptions(args[1..]);
@@ -61,6 +66,7 @@ static int Usage()
 {
     Console.Error.WriteLine("usage: Distill.Benchmarks kd [--quick] [--kd-grid NxHxV,...] [--out FILE]");
     Console.Error.WriteLine("       Distill.Benchmarks gen|forward|train|models [--threads 2] [--warmup 1] [--repeats 3] [--layers 12] [--prompt 32] [--new 64] [--batch 4] [--seq 128] [--seed 0] [--out FILE]");
+    Console.Error.WriteLine("       Distill.Benchmarks onpolicy [--quick] [--threads 2] [--layers 12] [--prompt 32] [--new 64] [--batch 4] [--repeats 3]");
     Console.Error.WriteLine("       Distill.Benchmarks threads [--steps 8] [--out FILE]");
     Console.Error.WriteLine("       Distill.Benchmarks bf16 [--shapes 128x1024x32000,...] [--repeats 5] [--out FILE]");
     Console.Error.WriteLine("       Distill.Benchmarks bdn [BenchmarkDotNet args]");
