@@ -37,9 +37,10 @@ public sealed class LossesOptions
     public bool ChunkedTeacherFromHiddenStates { get; set; } = true;
 
     /// <summary>
-    /// Gets or sets a value indicating whether the fused chunked kernels run their matrix products (student logits, dL/dh,
-    /// dL/dW; the teacher's chunk logits from hidden states) in bfloat16 when the lm_head is float32: inputs rounded to
-    /// bfloat16, products accumulated in float32 by libtorch and returned in bfloat16, then added to float32 buffers.
+    /// Gets or sets a value indicating whether the fused chunked kernels run their [rows, ·]-shaped matrix products (student
+    /// logits, dL/dh; the teacher's chunk logits from hidden states) in bfloat16 when the lm_head is float32: inputs rounded
+    /// to bfloat16, products accumulated in float32 by libtorch and returned in bfloat16, then converted to float32. dL/dW
+    /// stays a float32 product accumulated in place.
     /// </summary>
     /// <value>The default is <see langword="false"/> (float32 products).</value>
     /// <remarks>

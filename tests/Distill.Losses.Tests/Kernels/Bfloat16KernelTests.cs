@@ -16,10 +16,10 @@ namespace Distill.Losses.Tests;
 /// <para>
 /// Loss, (1 − α)·CE + α·KL(p_t ‖ softmax(s/T)) per scored row: its gradient in s has L1 norm ≤ 2(1 − α) + 2α/T, so
 /// |ΔL| ≤ N·E_s·(2(1 − α) + 2α/T) to first order. The logit gradient g = (1 − α)(q − onehot) + (α/T)(q_T − p_t) moves by
-/// ‖Δg‖₁ ≤ (2(1 − α) + 2α/T²)·E_s (softmax(s/T) is 2/T-Lipschitz from ∞-norm to 1-norm). dL/dW = Σ_rows gᵀ·h in bfloat16:
-/// |Δ| ≤ 3.01u·(|g|ᵀ·|h|) (g and h rounded, product rounded) + N·‖Δg‖₁·max|h| (per chunk, then summed in float32);
-/// dL/dh = g·W likewise with |W|; dL/db = Σ_rows g (float32): N·‖Δg‖₁. Every bound gets a factor 1.5 for second-order
-/// terms. The test also checks that the option changes the result (the bfloat16 path ran).
+/// ‖Δg‖₁ ≤ (2(1 − α) + 2α/T²)·E_s (softmax(s/T) is 2/T-Lipschitz from ∞-norm to 1-norm). dL/dh = g·W is a bfloat16
+/// product: |Δ| ≤ 3.01u·(|g|·|W|) (g and W rounded, product rounded) + ‖Δg‖₁·max|W|. dL/dW = Σ_rows gᵀ·h stays a float32
+/// product: |Δ| ≤ N·‖Δg‖₁·max|h|; dL/db = Σ_rows g: N·‖Δg‖₁. Every bound gets a factor 1.5 for second-order terms. The
+/// test also checks that the option changes the result (the bfloat16 path ran).
 /// </para>
 /// </remarks>
 [Collection("Sequential")]
@@ -61,12 +61,12 @@ public sealed class Bfloat16KernelTests
         var es = 3.01 * U * h.mm(w.t()).max().item<float>();
         var dg1 = ((2 * (1 - alpha)) + (2 * alpha / (temperature * temperature))) * es;
         var lossBound = 1.5 * n * es * ((2 * (1 - alpha)) + (2 * alpha / temperature));
-        var wBound = 1.5 * ((3.01 * U * g.t().mm(h)) + (n * dg1 * h.max().item<float>()));
+        var wBound = 1.5 * n * dg1 * h.max().item<float>();
         var hBound = 1.5 * ((3.01 * U * g.mm(w)) + (dg1 * w.max().item<float>()));
         var bBound = 1.5 * n * dg1;
 
         Assert.True(Math.Abs(loss16 - loss32) <= lossBound, $"loss: |Δ| = {Math.Abs(loss16 - loss32):E3} > bound {lossBound:E3}");
-        AssertWithin(w32, w16, wBound, "dL/dW");
+        Assert.True((w16 - w32).abs().max().item<float>() <= wBound, $"dL/dW: max |Δ| = {(w16 - w32).abs().max().item<float>():E3} > bound {wBound:E3}");
         AssertWithin(h32.reshape(-1, H), h16.reshape(-1, H), hBound, "dL/dh");
         Assert.True((b16 - b32).abs().max().item<float>() <= bBound, $"dL/db: max |Δ| = {(b16 - b32).abs().max().item<float>():E3} > bound {bBound:E3}");
         Assert.True(loss16 != loss32 || (w16 - w32).abs().max().item<float>() > 0, "the bfloat16 option changed nothing: its path did not run");
