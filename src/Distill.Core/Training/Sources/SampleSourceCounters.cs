@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 
 namespace Distill.Training.Sources;
@@ -56,8 +55,6 @@ internal sealed class SampleSourceCounters(string name, int logEveryBatches, ILo
             Log.SampleSourceProgress(logger, name, s.Batches, s.GeneratedBatches, s.GeneratedRows, s.MeanGeneratedLength, s.TruncatedRows, s.EmptyResponses, s.DroppedRows, s.SkippedPrompts, s.GenerationTime.TotalSeconds);
         }
     }
-
-    public static Stopwatch Start() => Stopwatch.StartNew();
 }
 
 /// <summary>Per-batch counts of a generation.</summary>

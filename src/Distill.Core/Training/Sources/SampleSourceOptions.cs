@@ -105,6 +105,10 @@ public sealed class SampleSourceOptions
     /// <value>The default is <see cref="LongPromptPolicy.Throw"/>.</value>
     public LongPromptPolicy LongPrompts { get; set; } = LongPromptPolicy.Throw;
 
+    /// <summary>Gets or sets the student's tokenizer identity (e.g. a hash of its files); when both it and the teacher's <see cref="TeacherInfo.TokenizerId"/> are known they must be equal.</summary>
+    /// <value>The default is <see langword="null"/> (not checked).</value>
+    public string? TokenizerId { get; set; }
+
     /// <summary>Gets or sets how often (in generated micro-batches) the source logs its statistics; 0 turns that off.</summary>
     /// <value>The default is 10.</value>
     [Range(0, int.MaxValue)]
@@ -118,10 +122,6 @@ public sealed class SampleSourceOptions
         StudentRequestRatio = source == AtkdSampleSource.Student ? 1.0 : SampleSourceDefaults.StudentRequestRatio,
         MaxNewTokens = source == AtkdSampleSource.MixToken ? SampleSourceDefaults.MixTokenMaxNewTokens : SampleSourceDefaults.MaxNewTokens,
     };
-
-    /// <summary>Gets or sets the student's tokenizer identity (e.g. a hash of its files); when both it and the teacher's <see cref="TeacherInfo.TokenizerId"/> are known they must be equal.</summary>
-    /// <value>The default is <see langword="null"/> (not checked).</value>
-    public string? TokenizerId { get; set; }
 
     /// <summary>Gets TRL's <c>GKDConfig</c> defaults: λ = 0.5, sampling at temperature 0.9, 128 new tokens.</summary>
     /// <param name="lambda">GKD's λ (the student-generation probability).</param>

@@ -17,7 +17,7 @@ public class OnPolicyTrainingTests
     private static bool Same(Dictionary<string, Tensor> a, Dictionary<string, Tensor> b) => a.All(kv => kv.Value.eq(b[kv.Key]).all().item<bool>());
 
     /// <summary>Trains a tiny GPT-2 student (dropout 0.1) against a tiny GPT-2 teacher for 6 steps, optionally cancelled after <paramref name="stopAfter"/>.</summary>
-    private static (ICausalLM Student, ISampleSource? Source) Run(string dir, Func<ICausalLM, ISampleSource?> source, bool prefetch = true, int stopAfter = 6, string? resume = null)
+    private static (ICausalLM Student, ISampleSource? Source) Run(string dir, Func<ICausalLM, ITeacher, ISampleSource?> source, bool prefetch = true, int stopAfter = 6, string? resume = null)
     {
         var student = TinyModels.Create("gpt2", seed: 7);
         var teacher = new LocalModelTeacher(TinyModels.Create("gpt2", seed: 9));
@@ -33,7 +33,7 @@ public class OnPolicyTrainingTests
             PrefetchBatches = prefetch,
             SaveEverySteps = 3,
         });
-        var s = source(student);
+        var s = source(student, teacher);
         if (s is not null)
         {
             trainer.BatchTransforms.Add(s);
@@ -57,8 +57,8 @@ public class OnPolicyTrainingTests
         using var scope = NewDisposeScope();
         using var a = new TempFolder();
         using var b = new TempFolder();
-        var offPolicy = Weights(Run(a.Path, _ => null).Student.Module);
-        var (student, source) = Run(b.Path, s =>
+        var offPolicy = Weights(Run(a.Path, (_, _) => null).Student.Module);
+        var (student, source) = Run(b.Path, (s, _) =>
         {
             var o = SampleSourceOptions.Gkd(lambda: 0);
             o.MaxNewTokens = 8; // the tiny model's context window is 64
@@ -76,7 +76,7 @@ public class OnPolicyTrainingTests
         using var b = new TempFolder();
         using var c = new TempFolder();
         using var d = new TempFolder();
-        static ISampleSource Gkd(ICausalLM s) => SampleSources.OnPolicy(s, new SampleSourceOptions { StudentRequestRatio = 0.5, DoSample = true, Temperature = 1.0, MaxNewTokens = 6 });
+        static ISampleSource Gkd(ICausalLM s, ITeacher t) => SampleSources.OnPolicy(s, new SampleSourceOptions { StudentRequestRatio = 0.5, DoSample = true, Temperature = 1.0, MaxNewTokens = 6 });
 
         var (straightStudent, straightSource) = Run(a.Path, Gkd);
         var straight = Weights(straightStudent.Module);
@@ -87,7 +87,22 @@ public class OnPolicyTrainingTests
         Assert.True(Same(straight, Weights(Run(c.Path, Gkd, resume: "latest").Student.Module)));
 
         // It matters: the same run off-policy ends elsewhere.
-        Assert.False(Same(straight, Weights(Run(d.Path, _ => null).Student.Module)));
+        Assert.False(Same(straight, Weights(Run(d.Path, (_, _) => null).Student.Module)));
+    }
+
+    [Fact]
+    public void MixToken_ResumedFromACheckpoint_GivesBitIdenticalWeights()
+    {
+        using var scope = NewDisposeScope();
+        using var a = new TempFolder();
+        using var b = new TempFolder();
+        static ISampleSource MixToken(ICausalLM s, ITeacher t) => SampleSources.Create(AtkdSampleSource.MixToken, s, t, new SampleSourceOptions { MaxNewTokens = 5 });
+
+        var (straightStudent, source) = Run(a.Path, MixToken);
+        var straight = Weights(straightStudent.Module);
+        Assert.Equal(12, source!.Statistics.GeneratedBatches); // every micro-batch is mixed
+        Run(b.Path, MixToken, stopAfter: 3);
+        Assert.True(Same(straight, Weights(Run(b.Path, MixToken, resume: "latest").Student.Module)));
     }
 
     [Fact]

@@ -26,6 +26,19 @@ public class SampleSourceTests
         return [.. result.GeneratedIds[0].data<long>().ToArray().Take((int)result.Lengths[0])];
     }
 
+    private sealed class CapturingLogger : Microsoft.Extensions.Logging.ILogger
+    {
+        public List<(int Id, string Message)> Events { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Events.Add((eventId.Id, formatter(state, exception)));
+    }
+
     [Fact]
     public void Student_RowsEqualTextGeneratorOutputForTheirPrompts_InTrainingModeToo()
     {
@@ -52,6 +65,25 @@ public class SampleSourceTests
         var stats = source.Statistics;
         Assert.Equal((1, 1, 3, tokens), (stats.Batches, stats.GeneratedBatches, stats.GeneratedRows, stats.GeneratedTokens));
         Assert.Equal(tokens / 3.0, stats.MeanGeneratedLength, 12);
+    }
+
+    [Fact]
+    public void Statistics_AreLoggedEveryNGeneratedBatches()
+    {
+        using var scope = NewDisposeScope();
+        var logger = new CapturingLogger();
+        var student = TinyModels.Create("gpt2", seed: 7);
+        var source = SampleSources.Create(AtkdSampleSource.Student, student, options: new SampleSourceOptions { MaxNewTokens = 3, LogEveryBatches = 2 }, logger: logger);
+        for (var i = 0; i < 5; i++)
+        {
+            source.Transform(Make(Rows, Eos), Context(index: i));
+        }
+
+        Assert.Single(logger.Events, e => e.Id == 1302);
+        var progress = logger.Events.Where(e => e.Id == 1301).Select(e => e.Message).ToList();
+        Assert.Equal(2, progress.Count);
+        Assert.StartsWith("Sample source student: 4 micro-batches, 4 generated (12 rows", progress[1]);
+        Assert.Equal(15, source.Statistics.GeneratedRows);
     }
 
     [Fact]
@@ -121,6 +153,25 @@ public class SampleSourceTests
     }
 
     [Fact]
+    public void TeacherOnTheFly_ThenStudent_ReadsThePromptsBackFromTheTeachersBatch()
+    {
+        using var scope = NewDisposeScope();
+        var student = TinyModels.Create("gpt2", seed: 7);
+        var teacherModel = TinyModels.Create("gpt2", seed: 9);
+        var teacherAnswers = new OnPolicySource(teacherModel, new SampleSourceOptions { StudentRequestRatio = 1, DoSample = true, MaxNewTokens = 5 }, name: "teacher");
+        var onPolicy = SampleSources.Create(AtkdSampleSource.Student, student, new LocalModelTeacher(teacherModel), new SampleSourceOptions { MaxNewTokens = 5 });
+        var batch = Make(Rows, Eos);
+
+        var fromTeacher = teacherAnswers.Transform(batch, Context());
+        for (var b = 0; b < Rows.Length; b++)
+        {
+            Assert.Equal(Rows[b].Prompt, RealTokens(fromTeacher, b).Take(Rows[b].Prompt.Length));
+        }
+
+        AssertSameBatch(onPolicy.Transform(batch, Context()), onPolicy.Transform(fromTeacher, Context()));
+    }
+
+    [Fact]
     public void MixToken_Ratio1IsStudentGreedy_Ratio0IsTeacherGreedy()
     {
         using var scope = NewDisposeScope();
@@ -128,6 +179,7 @@ public class SampleSourceTests
         var teacherModel = TinyModels.Create("gpt2", seed: 9);
         var teacher = new LocalModelTeacher(teacherModel);
         var batch = Make(Rows, Eos);
+        student.train();
 
         var studentOnly = SampleSources.Create(AtkdSampleSource.MixToken, student, teacher, new SampleSourceOptions { StudentTokenRatio = 1, MaxNewTokens = 7 });
         var teacherOnly = SampleSources.Create(AtkdSampleSource.MixToken, student, teacher, new SampleSourceOptions { StudentTokenRatio = 0, MaxNewTokens = 7 });
@@ -135,6 +187,8 @@ public class SampleSourceTests
         var t = teacherOnly.Transform(batch, Context());
 
         Assert.Equal("mix_token", studentOnly.Name);
+        Assert.True(student.training); // both models' modes are restored
+        Assert.False(teacherModel.training);
         for (var b = 0; b < Rows.Length; b++)
         {
             Assert.Equal([.. Rows[b].Prompt, .. Greedy(student, Rows[b].Prompt, 7)], RealTokens(s, b));
