@@ -4,8 +4,8 @@ namespace Distill.Data;
 
 /// <summary>
 /// Maps between a padded <see cref="DistillationBatch"/> and per-row <see cref="TeacherCacheExample"/>s, so that any
-/// sparse top-k teacher (a cache, a server) can serve a batch: <see cref="FromBatch"/> extracts each row's real tokens and
-/// scored positions, <see cref="ToTeacherOutput"/> places per-row top-k results at the batch's positions.
+/// sparse top-k teacher (a cache, a server) can serve a batch: <see cref="FromBatch(DistillationBatch)"/> extracts each row's real tokens and
+/// scored positions, <see cref="ToTeacherOutput(DistillationBatch, IReadOnlyList{ValueTuple{TeacherCacheExample, int}}, IReadOnlyList{TopKSequence}, int)"/> places per-row top-k results at the batch's positions.
 /// </summary>
 public static class SparseBatchRows
 {
@@ -18,13 +18,26 @@ public static class SparseBatchRows
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.HasTeacherTokens)
         {
-            throw new InvalidOperationException("Sparse top-k teachers serve same-tokenizer batches only; this batch carries the teacher's own tokenisation (a cross-tokenizer objective).");
+            throw new InvalidOperationException("This sparse top-k teacher serves same-tokenizer batches; this batch carries the teacher's own tokenisation (a cross-tokenizer objective). Build the cache with TeacherCacheIdentity.Tokens = TeacherCacheTokens.Teacher.");
         }
 
-        int b = (int)batch.InputIds.shape[0], t = (int)batch.InputIds.shape[1];
-        var ids = batch.InputIds.cpu().data<long>().ToArray();
-        var mask = batch.AttentionMask.cpu().data<long>().ToArray();
-        var labels = batch.Labels.cpu().data<long>().ToArray();
+        return FromBatch(batch, TeacherCacheTokens.Student);
+    }
+
+    /// <summary>Extracts each batch row's unpadded ids and scored positions on one side of the batch (left or right padding).</summary>
+    /// <param name="batch">The batch.</param>
+    /// <param name="tokens">The student's tokens (<c>InputIds</c>, <c>AttentionMask</c>, <c>Labels</c>) or the teacher's
+    /// (<c>TeacherInputIds</c>, <c>TeacherAttentionMask</c>, <c>TeacherLabels</c>).</param>
+    /// <returns>Per row: the example (<see cref="TeacherCacheExample.Row"/> = batch row) and the column of its first real token.</returns>
+    /// <exception cref="InvalidOperationException">The teacher side is asked of a batch without teacher tokens, the mask has a gap, or a padded position is scored.</exception>
+    public static IReadOnlyList<(TeacherCacheExample Example, int Offset)> FromBatch(DistillationBatch batch, TeacherCacheTokens tokens)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var (inputIds, attention, labelTensor) = Side(batch, tokens);
+        int b = (int)inputIds.shape[0], t = (int)inputIds.shape[1];
+        var ids = inputIds.cpu().data<long>().ToArray();
+        var mask = attention.cpu().data<long>().ToArray();
+        var labels = labelTensor.cpu().data<long>().ToArray();
         var rows = new (TeacherCacheExample, int)[b];
         for (var row = 0; row < b; row++)
         {
@@ -80,16 +93,28 @@ public static class SparseBatchRows
     /// device. Positions that are not scored hold a harmless uniform placeholder (ids 0 … k − 1, log-probs −log k, tail −inf).
     /// </summary>
     /// <param name="batch">The batch.</param>
-    /// <param name="rows">The rows from <see cref="FromBatch"/>.</param>
+    /// <param name="rows">The rows from <see cref="FromBatch(DistillationBatch)"/>.</param>
     /// <param name="values">One result per row, over that row's scored positions.</param>
     /// <param name="k">The top-k width.</param>
     /// <returns>The sparse teacher output (the caller owns the tensors).</returns>
-    public static TeacherOutput ToTeacherOutput(DistillationBatch batch, IReadOnlyList<(TeacherCacheExample Example, int Offset)> rows, IReadOnlyList<TopKSequence> values, int k)
+    public static TeacherOutput ToTeacherOutput(DistillationBatch batch, IReadOnlyList<(TeacherCacheExample Example, int Offset)> rows, IReadOnlyList<TopKSequence> values, int k) =>
+        ToTeacherOutput(batch, TeacherCacheTokens.Student, rows, values, k);
+
+    /// <summary>As <see cref="ToTeacherOutput(DistillationBatch, IReadOnlyList{ValueTuple{TeacherCacheExample, int}}, IReadOnlyList{TopKSequence}, int)"/>
+    /// on one side of the batch: with <see cref="TeacherCacheTokens.Teacher"/> the tensors are [B, T_teacher, K] and [B, T_teacher].</summary>
+    /// <param name="batch">The batch.</param>
+    /// <param name="tokens">The side the rows came from (<see cref="FromBatch(DistillationBatch, TeacherCacheTokens)"/>).</param>
+    /// <param name="rows">The rows.</param>
+    /// <param name="values">One result per row, over that row's scored positions.</param>
+    /// <param name="k">The top-k width.</param>
+    /// <returns>The sparse teacher output (the caller owns the tensors).</returns>
+    public static TeacherOutput ToTeacherOutput(DistillationBatch batch, TeacherCacheTokens tokens, IReadOnlyList<(TeacherCacheExample Example, int Offset)> rows, IReadOnlyList<TopKSequence> values, int k)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(rows);
         ArgumentNullException.ThrowIfNull(values);
-        long b = batch.InputIds.shape[0], t = batch.InputIds.shape[1];
+        var inputIds = Side(batch, tokens).InputIds;
+        long b = inputIds.shape[0], t = inputIds.shape[1];
         if (rows.Count != b || values.Count != b)
         {
             throw new ArgumentException($"{rows.Count} rows and {values.Count} results for a batch of {b}.");
@@ -136,4 +161,13 @@ public static class SparseBatchRows
             TopKLogTailMass = tensor(outTail, [b, t]).to(device),
         };
     }
+
+    private static (Tensor InputIds, Tensor AttentionMask, Tensor Labels) Side(DistillationBatch batch, TeacherCacheTokens tokens) => tokens switch
+    {
+        TeacherCacheTokens.Student => (batch.InputIds, batch.AttentionMask, batch.Labels),
+        TeacherCacheTokens.Teacher when batch.HasTeacherTokens && batch.TeacherLabels is not null && batch.TeacherAttentionMask is not null =>
+            (batch.TeacherInputIds!, batch.TeacherAttentionMask, batch.TeacherLabels),
+        TeacherCacheTokens.Teacher => throw new InvalidOperationException("This sparse teacher holds rows in the teacher's tokenisation, but the batch carries no teacher tokens (TeacherInputIds, TeacherAttentionMask, TeacherLabels): tokenize the dataset with the teacher's tokenizer too, and use a cross-tokenizer objective (uld)."),
+        _ => throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "Unknown TeacherCacheTokens value."),
+    };
 }
