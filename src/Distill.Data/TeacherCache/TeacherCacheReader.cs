@@ -207,6 +207,8 @@ public sealed class TeacherCacheReader : IDisposable
         return result;
     }
 
+    private int disposed;
+
     private int CheckRow(int row)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(row);
@@ -215,8 +217,14 @@ public sealed class TeacherCacheReader : IDisposable
     }
 
     /// <inheritdoc />
+    /// <remarks>Idempotent: a DI container that registered the reader's owner under two service types disposes it twice.</remarks>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref disposed, 1) != 0)
+        {
+            return;
+        }
+
         foreach (var c in chunks)
         {
             c.Dispose();

@@ -2,6 +2,7 @@ using Distill.Data;
 using Distill.Models;
 using Distill.Tests.Shared;
 using Distill.Training;
+using Microsoft.Extensions.DependencyInjection;
 using static TorchSharp.torch;
 
 namespace Distill.Losses.Tests.Sparse;
@@ -93,6 +94,56 @@ public sealed class SparseTeacherTrainingTests
         Assert.Equal(Steps, run.Steps.Count);
         Assert.Equal(expected, run.Steps[0].Loss, 4);
         Assert.All(run.Steps, s => Assert.True(double.IsFinite(s.Loss) && s.Loss > 0, $"step {s.Step}: {s.Loss}"));
+    }
+
+    [Fact]
+    public async Task ThroughDi_CacheTeacherObjectiveAndTrainerFactory_TrainWithPrefetch()
+    {
+        using var folder = TestRuntime.CreateTempFolder();
+        using var scope = NewDisposeScope();
+        var tokenizer = BundledData.TokenizerA();
+        var dataset = Dataset(tokenizer);
+        (await BuildCache(folder.Path, dataset, Tiny(tokenizer, hidden: 48, layers: 1, seed: 2), k: 8)).Dispose();
+        var services = new ServiceCollection();
+        services.AddDistill()
+            .AddDistillTeacherCache(o =>
+            {
+                o.Directory = Path.Combine(folder.Path, "cache");
+                o.DatasetHash = TeacherCacheHashes.Dataset(TeacherCacheExample.FromDataset(dataset));
+                o.TokenizerHash = TeacherCacheHashes.Tokenizer(tokenizer);
+                o.K = 8;
+                o.VerifyChecksums = true;
+            })
+            .AddDistillLosses()
+            .AddDistillTrainer(o =>
+            {
+                o.OutputDirectory = Path.Combine(folder.Path, "run");
+                o.MaxSteps = Steps;
+                o.SaveCheckpoints = false;
+                o.TensorBoard = false;
+                o.PrefetchBatches = true;
+            });
+        using var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
+
+        var teacher = provider.GetRequiredService<ITeacher>();
+        Assert.IsType<CachedTopKTeacher>(teacher);
+        var objective = provider.GetRequiredService<IObjectiveFactory>().Create("sparse_reverse_kl");
+        var trainer = provider.GetRequiredService<IDistillationTrainerFactory>().Create(Tiny(tokenizer, hidden: 32, layers: 1, seed: 1), objective, teacher);
+        var result = trainer.Train(Batches(dataset));
+
+        Assert.Equal(TrainingStatus.Completed, result.Status);
+        Assert.True(double.IsFinite(result.LastLoss) && result.LastLoss > 0);
+    }
+
+    [Fact]
+    public void ThroughDi_CacheOptionsWithoutDirectory_FailValidation()
+    {
+        var services = new ServiceCollection();
+        services.AddDistill().AddDistillTeacherCache(o => o.K = 0);
+        using var provider = services.BuildServiceProvider();
+        var e = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<TeacherCacheOptions>>().Value);
+        Assert.Contains("Directory", e.Message, StringComparison.Ordinal);
+        Assert.Contains("K", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
