@@ -27,7 +27,7 @@ public sealed record OfflineTeacherSettings
     public int TeacherHidden { get; init; } = 128;
 
     /// <summary>Gets the SFT steps of a teacher trained here.</summary>
-    public int TeacherSteps { get; init; } = 500;
+    public int TeacherSteps { get; init; } = 400;
 
     /// <summary>Gets the student's layers.</summary>
     public int StudentLayers { get; init; } = 2;

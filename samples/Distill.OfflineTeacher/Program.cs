@@ -3,7 +3,7 @@
 // test split, step time, peak RSS and the cache's size on disk per token.
 //
 // Usage: dotnet run -c Release --project samples/Distill.OfflineTeacher -- [--teacher <HF folder>] [--k 64,16] [--steps 150]
-//        [--teacher-steps 500] [--eval 100] [--batch 16] [--threads 1] [--output runs/offline-teacher]
+//        [--teacher-steps 400] [--eval 100] [--batch 16] [--threads 1] [--output runs/offline-teacher]
 using Distill.OfflineTeacher;
 using Distill.Runtime;
 using Microsoft.Extensions.Logging;
