@@ -120,9 +120,14 @@ public static class SparseBatchRows
             throw new ArgumentException($"{rows.Count} rows and {values.Count} results for a batch of {b}.");
         }
 
-        var outIds = new long[b * t * k];
-        var outLogProbs = new float[b * t * k];
-        var outTail = new float[b * t];
+        // Filled in place through spans of CPU tensors: no managed arrays of [B, T, K] per batch (that garbage, made on the
+        // prefetch thread while the training thread runs libtorch calls, is what triggers finalizer races in TorchSharp).
+        var ids = empty(b * t * k, ScalarType.Int64);     // flat: the accessors below index one dimension
+        var logProbs = empty(b * t * k, ScalarType.Float32);
+        var tails = empty(b * t, ScalarType.Float32);
+        var outIds = ids.data<long>();
+        var outLogProbs = logProbs.data<float>();
+        var outTail = tails.data<float>();
         var uniform = (float)-Math.Log(k);
         for (var i = 0L; i < b * t; i++)
         {
@@ -156,9 +161,9 @@ public static class SparseBatchRows
         var device = batch.InputIds.device;
         return new TeacherOutput
         {
-            TopKIndices = tensor(outIds, [b, t, k]).to(device),
-            TopKLogProbs = tensor(outLogProbs, [b, t, k]).to(device),
-            TopKLogTailMass = tensor(outTail, [b, t]).to(device),
+            TopKIndices = ids.reshape(b, t, k).to(device),
+            TopKLogProbs = logProbs.reshape(b, t, k).to(device),
+            TopKLogTailMass = tails.reshape(b, t).to(device),
         };
     }
 
