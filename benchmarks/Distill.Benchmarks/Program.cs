@@ -7,6 +7,7 @@ using Distill.Runtime;
 //   kd [flags]                calibration + KD loss grid (naive vs chunked, time and child-process peak RSS)
 //   kd-worker ...             internal: one KD variant/shape in a fresh process
 //   gen|forward|train|models  GPT-2-small-shaped generation / forward / training step (naive and chunked objective) [--layers 12 --prompt 32 --new 64 --batch 4 --seq 128 --out FILE]
+//   onpolicy [--quick] [...]  time split of an on-policy (GKD) step: student generation / teacher forward / student fwd+bwd+step
 //   threads [--steps 8]       CPU threading default vs torch's, as-is and with every core busy (child process per config)
 //   teacher-cache [--steps 6]  training step with a cached top-k teacher vs the teacher in process (child process each), cache write vs bare forward throughput
 //   bdn [BDN args]            BenchmarkDotNet (e.g. bdn --filter *KdLoss*)
@@ -32,6 +33,10 @@ switch (args[0])
         return TeacherCacheBench.Worker(args[1..]);
     case "bdn":
         BenchmarkSwitcher.FromAssembly(typeof(KdLossBenchmark).Assembly).Run(args[1..]);
+        return 0;
+    case "onpolicy":
+        var onPolicy = ForwardBenchmarkHarness.ParseOptions([.. args[1..].Where(a => a != "--quick")]);
+        ForwardBenchmarkHarness.Emit(args.Contains("--quick") ? OnPolicyBenchmark.Quick(onPolicy) : onPolicy, OnPolicyBenchmark.Run);
         return 0;
     case "gen" or "forward" or "train" or "models":
         var options = ForwardBenchmarkHarness.ParseOptions(args[1..]);
@@ -60,6 +65,7 @@ static int Usage()
 {
     Console.Error.WriteLine("usage: Distill.Benchmarks kd [--quick] [--kd-grid NxHxV,...] [--out FILE]");
     Console.Error.WriteLine("       Distill.Benchmarks gen|forward|train|models [--threads 2] [--warmup 1] [--repeats 3] [--layers 12] [--prompt 32] [--new 64] [--batch 4] [--seq 128] [--seed 0] [--out FILE]");
+    Console.Error.WriteLine("       Distill.Benchmarks onpolicy [--quick] [--threads 2] [--layers 12] [--prompt 32] [--new 64] [--batch 4] [--repeats 3]");
     Console.Error.WriteLine("       Distill.Benchmarks threads [--steps 8] [--out FILE]");
     Console.Error.WriteLine("       Distill.Benchmarks teacher-cache [--steps 6] [--warmup 2] [--out FILE]");
     Console.Error.WriteLine("       Distill.Benchmarks bdn [BenchmarkDotNet args]");
