@@ -1,3 +1,4 @@
+using System.Buffers;
 using static TorchSharp.torch;
 
 namespace Distill.Data;
@@ -120,51 +121,81 @@ public static class SparseBatchRows
             throw new ArgumentException($"{rows.Count} rows and {values.Count} results for a batch of {b}.");
         }
 
-        // Filled in place through spans of CPU tensors: no managed arrays of [B, T, K] per batch (that garbage, made on the
-        // prefetch thread while the training thread runs libtorch calls, is what triggers finalizer races in TorchSharp).
-        var ids = empty(b * t * k, ScalarType.Int64);     // flat: the accessors below index one dimension
-        var logProbs = empty(b * t * k, ScalarType.Float32);
-        var tails = empty(b * t, ScalarType.Float32);
-        var outIds = ids.data<long>();
-        var outLogProbs = logProbs.data<float>();
-        var outTail = tails.data<float>();
-        var uniform = (float)-Math.Log(k);
-        for (var i = 0L; i < b * t; i++)
+        // Filled in pooled buffers and copied into the tensors in one pass each: no [B, T, K] managed garbage per batch (made
+        // on the prefetch thread while the training thread runs libtorch calls, such garbage drives finalizer races), and
+        // no per-element TensorAccessor indexing (each of those makes native calls and allocates).
+        var n = checked((int)(b * t));
+        var nk = checked(n * k);
+        var idBuffer = ArrayPool<long>.Shared.Rent(nk);
+        var logProbBuffer = ArrayPool<float>.Shared.Rent(nk);
+        var tailBuffer = ArrayPool<float>.Shared.Rent(n);
+        try
         {
-            for (var j = 0; j < k; j++)
+            var outIds = idBuffer.AsSpan(0, nk);
+            var outLogProbs = logProbBuffer.AsSpan(0, nk);
+            var outTail = tailBuffer.AsSpan(0, n);
+            var uniform = (float)-Math.Log(k);
+            for (var i = 0; i < n; i++)
             {
-                outIds[(i * k) + j] = j;
-                outLogProbs[(i * k) + j] = uniform;
-            }
-
-            outTail[i] = float.NegativeInfinity;
-        }
-
-        for (var row = 0; row < b; row++)
-        {
-            var (example, offset) = rows[row];
-            var v = values[row];
-            v.Check(example, k, "sparse teacher");
-            for (var j = 0; j < example.ScoredPositions.Count; j++)
-            {
-                var at = (row * t) + offset + example.ScoredPositions[j];
-                for (var x = 0; x < k; x++)
+                for (var j = 0; j < k; j++)
                 {
-                    outIds[(at * k) + x] = v.Ids[(j * k) + x];
-                    outLogProbs[(at * k) + x] = v.LogProbs[(j * k) + x];
+                    outIds[(i * k) + j] = j;
+                    outLogProbs[(i * k) + j] = uniform;
                 }
 
-                outTail[at] = v.LogTailMass[j];
+                outTail[i] = float.NegativeInfinity;
             }
-        }
 
-        var device = batch.InputIds.device;
-        return new TeacherOutput
+            for (var row = 0; row < b; row++)
+            {
+                var (example, offset) = rows[row];
+                var v = values[row];
+                v.Check(example, k, "sparse teacher");
+                for (var j = 0; j < example.ScoredPositions.Count; j++)
+                {
+                    var at = checked((int)((row * t) + offset + example.ScoredPositions[j]));
+                    for (var x = 0; x < k; x++)
+                    {
+                        outIds[(at * k) + x] = v.Ids[(j * k) + x];
+                    }
+
+                    v.LogProbs.AsSpan(j * k, k).CopyTo(outLogProbs.Slice(at * k, k));
+                    outTail[at] = v.LogTailMass[j];
+                }
+            }
+
+            var ids = empty(nk, ScalarType.Int64);
+            var logProbs = empty(nk, ScalarType.Float32);
+            var tails = empty(n, ScalarType.Float32);
+            using (var a = ids.data<long>())
+            {
+                a.CopyFrom(new ReadOnlySpan<long>(idBuffer, 0, nk));
+            }
+
+            using (var a = logProbs.data<float>())
+            {
+                a.CopyFrom(new ReadOnlySpan<float>(logProbBuffer, 0, nk));
+            }
+
+            using (var a = tails.data<float>())
+            {
+                a.CopyFrom(new ReadOnlySpan<float>(tailBuffer, 0, n));
+            }
+
+            var device = batch.InputIds.device;
+            return new TeacherOutput
+            {
+                TopKIndices = ids.reshape(b, t, k).to(device),
+                TopKLogProbs = logProbs.reshape(b, t, k).to(device),
+                TopKLogTailMass = tails.reshape(b, t).to(device),
+            };
+        }
+        finally
         {
-            TopKIndices = ids.reshape(b, t, k).to(device),
-            TopKLogProbs = logProbs.reshape(b, t, k).to(device),
-            TopKLogTailMass = tails.reshape(b, t).to(device),
-        };
+            ArrayPool<long>.Shared.Return(idBuffer);
+            ArrayPool<float>.Shared.Return(logProbBuffer);
+            ArrayPool<float>.Shared.Return(tailBuffer);
+        }
     }
 
     private static (Tensor InputIds, Tensor AttentionMask, Tensor Labels) Side(DistillationBatch batch, TeacherCacheTokens tokens) => tokens switch
