@@ -194,7 +194,7 @@ public sealed class OfflineTeacherPipeline(OfflineTeacherSettings settings, ILog
         }
 
         // The quickstart's shipped teacher, found from the working directory or any folder above it.
-        for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
+        for (var dir = settings.FindShippedTeacher ? new DirectoryInfo(Directory.GetCurrentDirectory()) : null; dir is not null; dir = dir.Parent)
         {
             var candidate = Path.Combine(dir.FullName, OfflineTeacherSettings.ShippedTeacher);
             if (File.Exists(Path.Combine(candidate, "config.json")))

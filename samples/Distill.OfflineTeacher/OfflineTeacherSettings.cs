@@ -14,6 +14,9 @@ public sealed record OfflineTeacherSettings
     /// <summary>Gets an HF teacher folder (weights, config, tokenizer), or <see langword="null"/>: the shipped teacher if present, else one trained here.</summary>
     public string? TeacherPath { get; init; }
 
+    /// <summary>Gets a value indicating whether <see cref="ShippedTeacher"/> is looked up (from the working directory upwards) when no <see cref="TeacherPath"/> is given.</summary>
+    public bool FindShippedTeacher { get; init; } = true;
+
     /// <summary>Gets the cache widths to compare; each is capped at the vocabulary size (the bundled one has 257 ids).</summary>
     public IReadOnlyList<int> K { get; init; } = [64, 16];
 

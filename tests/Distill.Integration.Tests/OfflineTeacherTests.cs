@@ -14,6 +14,7 @@ public class OfflineTeacherTests
         {
             OutputDirectory = tmp.Path,
             TeacherPath = null,
+            FindShippedTeacher = false, // a tiny teacher trained here, whatever the checkout ships
             K = [300, 16],   // 300 is capped at the bundled vocabulary (257)
             TeacherLayers = 2,
             TeacherHidden = 64,
