@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Distill.Losses;
@@ -22,7 +23,19 @@ internal static class LossMath
     internal static Tensor InfMask(Tensor a, Tensor b) => a.isinf().logical_or(b.isinf());
 
     /// <summary>Replaces masked entries by 0 so that a later product never forms 0·inf (which would poison gradients through <c>where</c>).</summary>
-    internal static Tensor Sanitize(Tensor x, Tensor mask) => x.masked_fill(mask, 0.0);
+    internal static Tensor Sanitize(Tensor x, Tensor mask) => Fill(x, mask, 0.0);
+
+    /// <summary>
+    /// <c>x.masked_fill(mask, value)</c> with a <see cref="TorchSharp.Scalar"/> that stays alive for the whole call. An implicit
+    /// double → Scalar conversion creates a temporary the GC may finalize (freeing the native scalar) while libtorch still reads
+    /// it; under allocation pressure from another thread (a cached teacher preparing the next batch) that crashed
+    /// <c>masked_fill</c> in <c>c10::Scalar::toFloat</c>.
+    /// </summary>
+    internal static Tensor Fill(Tensor x, Tensor mask, double value)
+    {
+        using var scalar = value.ToScalar();
+        return x.masked_fill(mask, scalar);
+    }
 
     /// <summary>Labels with −100 replaced by 0, safe for <c>gather</c>/<c>scatter</c>.</summary>
     internal static Tensor SafeTargets(Tensor labels) =>
@@ -42,7 +55,7 @@ internal static class LossMath
     internal static Tensor LogBinary(Tensor logProbs, Tensor targetMask, Tensor labels)
     {
         var logTarget = logProbs.gather(-1, SafeTargets(labels).unsqueeze(-1));                           // [..., 1]
-        var logOther = logProbs.masked_fill(targetMask, double.NegativeInfinity).logsumexp(-1, keepdim: true); // [..., 1]
+        var logOther = Fill(logProbs, targetMask, double.NegativeInfinity).logsumexp(-1, keepdim: true); // [..., 1]
         return cat([logTarget, logOther], -1);
     }
 
@@ -57,6 +70,6 @@ internal static class LossMath
         var lq = Sanitize(logQ, zeroP);
         // kl_div(input = log q, target = log p, log_target) = exp(log p)·(log p − log q) = KL(p || q) elementwise.
         var kl = nn.functional.kl_div(lq, lp, reduction: nn.Reduction.None, log_target: true);
-        return kl.masked_fill(zeroP, 0.0).sum(-1);
+        return Fill(kl, zeroP, 0.0).sum(-1);
     }
 }

@@ -201,19 +201,32 @@ public sealed class RemoteTeacher : ITeacher, ITopKProducer, IDisposable
     }
 
     /// <inheritdoc />
-    /// <remarks>Blocks until the server answered for every row (the async, prefetching path comes with the trainer seams).</remarks>
-    public TeacherOutput Infer(DistillationBatch batch, ObjectiveRequirements requirements)
+    /// <remarks>Blocks until the server answered for every row; the trainer calls <see cref="InferAsync"/> instead.</remarks>
+    public TeacherOutput Infer(DistillationBatch batch, ObjectiveRequirements requirements) =>
+        InferAsync(batch, requirements, CancellationToken.None).GetAwaiter().GetResult();
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Asynchronous: the trainer's batch pipeline awaits it for the next micro-batch while the current one trains (one batch
+    /// ahead). The output is built only after every request of the batch succeeded: a failed or cancelled request fails the
+    /// whole call, so training never consumes a partial result. A cross-tokenizer objective (<c>uld</c>) gets the top-k of
+    /// the batch's teacher tokens ([B, T_teacher, K]); skip <see cref="VerifyAsync(HfTokenizer, CancellationToken)"/> then, the
+    /// server's tokenizer is the teacher's.
+    /// </remarks>
+    public async Task<TeacherOutput> InferAsync(DistillationBatch batch, ObjectiveRequirements requirements, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(requirements);
-        if (requirements.NeedsTeacherLogits || requirements.NeedsTeacherHiddenStates)
+        if ((requirements.NeedsTeacherLogits && !requirements.AcceptsSparseTopK) || requirements.NeedsTeacherHiddenStates)
         {
-            throw new InvalidOperationException($"The remote teacher ({Description}) provides sparse top-k log-probs only, but the objective needs {(requirements.NeedsTeacherLogits ? "full teacher logits" : "teacher hidden states")}. Use a sparse objective (sparse_forward_kl, …).");
+            throw new InvalidOperationException($"The remote teacher ({Description}) provides sparse top-k log-probs only, but the objective needs {(requirements.NeedsTeacherHiddenStates ? "teacher hidden states" : "full teacher logits")}. Use an objective that accepts sparse targets (sparse_forward_kl, …, uld).");
         }
 
-        var rows = SparseBatchRows.FromBatch(batch);
-        var values = ProduceAsync([.. rows.Select(r => r.Example)], Options.K, CancellationToken.None).GetAwaiter().GetResult();
-        return SparseBatchRows.ToTeacherOutput(batch, rows, values, Options.K);
+        // The rows are read from the batch before the first await (the batch's tensors belong to the caller's thread).
+        var side = requirements.RequiresTeacherTokens ? TeacherCacheTokens.Teacher : TeacherCacheTokens.Student;
+        var rows = SparseBatchRows.FromBatch(batch, side);
+        var values = await ProduceAsync([.. rows.Select(r => r.Example)], Options.K, cancellationToken).ConfigureAwait(false);
+        return SparseBatchRows.ToTeacherOutput(batch, side, rows, values, Options.K);
     }
 
     /// <inheritdoc />

@@ -32,17 +32,25 @@ public sealed class CachedTopKTeacher : ITeacher, IDisposable
     public TeacherInfo Info => new() { Capabilities = TeacherCapabilities.SparseTopK, TokenizerId = Reader.Manifest.TokenizerHash };
 
     /// <inheritdoc />
-    /// <remarks>Returns sparse top-k only (an objective that needs full logits or hidden states cannot use a cache).</remarks>
+    /// <remarks>
+    /// Returns sparse top-k only: an objective that needs full logits and does not accept sparse targets, or needs hidden
+    /// states, cannot use a cache. A cache of teacher tokens (<see cref="TeacherCacheTokens.Teacher"/>) serves
+    /// cross-tokenizer objectives on the batch's teacher side ([B, T_teacher, K]).
+    /// </remarks>
     public TeacherOutput Infer(DistillationBatch batch, ObjectiveRequirements requirements)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(requirements);
-        if (requirements.NeedsTeacherLogits || requirements.NeedsTeacherHiddenStates)
+        CheckRequirements(requirements, $"The cached teacher ({Reader.Directory})");
+        var side = Reader.Manifest.Tokens;
+        if (requirements.RequiresTeacherTokens != (side == TeacherCacheTokens.Teacher))
         {
-            throw new InvalidOperationException($"The cached teacher ({Reader.Directory}) provides sparse top-k log-probs only, but the objective needs {(requirements.NeedsTeacherLogits ? "full teacher logits" : "teacher hidden states")}. Use a sparse objective (sparse_forward_kl, …) or a local teacher.");
+            throw new InvalidOperationException(
+                $"The cached teacher ({Reader.Directory}) holds rows in the {TeacherCacheReader.TokensName(side)}'s tokenisation (manifest tokens = {TeacherCacheReader.TokensName(side)}), but the objective reads {(requirements.RequiresTeacherTokens ? "the teacher's own tokens (a cross-tokenizer objective)" : "student tokens (a same-tokenizer objective)")}. " +
+                $"Build the cache with {nameof(TeacherCacheIdentity)}.{nameof(TeacherCacheIdentity.Tokens)} = {nameof(TeacherCacheTokens)}.{(requirements.RequiresTeacherTokens ? nameof(TeacherCacheTokens.Teacher) : nameof(TeacherCacheTokens.Student))}.");
         }
 
-        var rows = SparseBatchRows.FromBatch(batch);
+        var rows = SparseBatchRows.FromBatch(batch, side);
         var values = new TopKSequence[rows.Count];
         for (var i = 0; i < rows.Count; i++)
         {
@@ -57,7 +65,18 @@ public sealed class CachedTopKTeacher : ITeacher, IDisposable
             values[i] = Reader.ReadRow(cacheRow).Values;
         }
 
-        return SparseBatchRows.ToTeacherOutput(batch, rows, values, Reader.K);
+        return SparseBatchRows.ToTeacherOutput(batch, side, rows, values, Reader.K);
+    }
+
+    /// <summary>Throws unless sparse top-k targets can serve <paramref name="requirements"/> (shared by the cache and remote teachers).</summary>
+    /// <param name="requirements">What the objective needs.</param>
+    /// <param name="who">The teacher, for the message.</param>
+    internal static void CheckRequirements(ObjectiveRequirements requirements, string who)
+    {
+        if ((requirements.NeedsTeacherLogits && !requirements.AcceptsSparseTopK) || requirements.NeedsTeacherHiddenStates)
+        {
+            throw new InvalidOperationException($"{who} provides sparse top-k log-probs only, but the objective needs {(requirements.NeedsTeacherHiddenStates ? "teacher hidden states" : "full teacher logits")}. Use an objective that accepts sparse targets (sparse_forward_kl, sparse_reverse_kl, sparse_jsd, sparse_tvd, uld) or a local teacher.");
+        }
     }
 
     /// <inheritdoc />

@@ -31,6 +31,9 @@ public sealed record TeacherCacheManifest
     /// <summary>Gets k.</summary>
     public required int K { get; init; }
 
+    /// <summary>Gets which tokenisation the rows hold (<c>student</c>, the default, or <c>teacher</c> for cross-tokenizer objectives).</summary>
+    public TeacherCacheTokens Tokens { get; init; } = TeacherCacheTokens.Student;
+
     /// <summary>Gets the dtype of the log-probabilities (<c>float32</c>).</summary>
     public string Dtype { get; init; } = "float32";
 
@@ -61,6 +64,7 @@ public sealed record TeacherCacheManifest
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false) },
     };
 
     /// <summary>The identity fields only (no chunks, index or keys): what every chunk of one cache must agree on.</summary>

@@ -24,6 +24,9 @@ public sealed record TeacherCacheExpectation
 
     /// <summary>Gets the expected teacher name.</summary>
     public string? Teacher { get; init; }
+
+    /// <summary>Gets the expected tokenisation of the rows (<see cref="TeacherCacheTokens.Teacher"/> for cross-tokenizer objectives).</summary>
+    public TeacherCacheTokens? Tokens { get; init; }
 }
 
 /// <summary>
@@ -79,10 +82,11 @@ public sealed class TeacherCacheReader : IDisposable
         if (expected is not null)
         {
             Expect(manifestPath, "dataset_hash", expected.DatasetHash, manifest.DatasetHash, "the training examples differ from the cached ones (other data, truncation or label mask)");
-            Expect(manifestPath, "tokenizer_hash", expected.TokenizerHash, manifest.TokenizerHash, "the student's tokenizer is not the one the cache was written with");
+            Expect(manifestPath, "tokenizer_hash", expected.TokenizerHash, manifest.TokenizerHash, "the tokenizer of the cached rows (the student's, or the teacher's for a teacher-token cache) is not the one the cache was written with");
             Expect(manifestPath, "template", expected.Template, manifest.Template, "a different prompt template");
             Expect(manifestPath, "k", expected.K?.ToString(System.Globalization.CultureInfo.InvariantCulture), manifest.K.ToString(System.Globalization.CultureInfo.InvariantCulture), "a different top-k width");
             Expect(manifestPath, "teacher", expected.Teacher, manifest.Teacher, "a different teacher");
+            Expect(manifestPath, "tokens", expected.Tokens is { } side ? TokensName(side) : null, TokensName(manifest.Tokens), "rows in the other model's tokenisation: same-tokenizer objectives read student tokens, cross-tokenizer ones (uld) the teacher's");
         }
 
         if (manifest.Chunks.Count != manifest.ChunkCount || manifest.Index is null)
@@ -148,6 +152,8 @@ public sealed class TeacherCacheReader : IDisposable
         return new TeacherCacheReader(directory, manifest, [.. mapped], rowByKey, chunkOf, offsets, counts);
     }
 
+    internal static string TokensName(TeacherCacheTokens tokens) => tokens == TeacherCacheTokens.Teacher ? "teacher" : "student";
+
     private static void Expect(string path, string field, string? expected, string actual, string meaning)
     {
         if (expected is not null && expected != actual)
@@ -201,6 +207,8 @@ public sealed class TeacherCacheReader : IDisposable
         return result;
     }
 
+    private int disposed;
+
     private int CheckRow(int row)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(row);
@@ -209,8 +217,14 @@ public sealed class TeacherCacheReader : IDisposable
     }
 
     /// <inheritdoc />
+    /// <remarks>Idempotent: a DI container that registered the reader's owner under two service types disposes it twice.</remarks>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref disposed, 1) != 0)
+        {
+            return;
+        }
+
         foreach (var c in chunks)
         {
             c.Dispose();

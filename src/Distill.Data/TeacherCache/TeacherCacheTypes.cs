@@ -9,13 +9,28 @@ public sealed record TeacherCacheExample(long Row, IReadOnlyList<int> InputIds, 
     /// <summary>Builds the cache examples of a tokenized dataset (student tokenisation, DSKD label alignment).</summary>
     /// <param name="dataset">The dataset.</param>
     /// <returns>One example per dataset row.</returns>
-    public static IReadOnlyList<TeacherCacheExample> FromDataset(TokenizedDataset dataset)
+    public static IReadOnlyList<TeacherCacheExample> FromDataset(TokenizedDataset dataset) => FromDataset(dataset, TeacherCacheTokens.Student);
+
+    /// <summary>Builds the cache examples of a tokenized dataset in the student's or the teacher's tokenisation.</summary>
+    /// <param name="dataset">The dataset.</param>
+    /// <param name="tokens">Which side's tokens the rows hold: <see cref="TeacherCacheTokens.Teacher"/> for cross-tokenizer
+    /// objectives (ULD), whose teacher reads its own tokenisation of each example.</param>
+    /// <returns>One example per dataset row.</returns>
+    /// <exception cref="ArgumentException"><see cref="TeacherCacheTokens.Teacher"/> for a dataset without a teacher tokenizer.</exception>
+    public static IReadOnlyList<TeacherCacheExample> FromDataset(TokenizedDataset dataset, TeacherCacheTokens tokens)
     {
         ArgumentNullException.ThrowIfNull(dataset);
-        var result = new TeacherCacheExample[dataset.Count];
-        for (var i = 0; i < dataset.Count; i++)
+        var rows = tokens switch
         {
-            var e = dataset.StudentExamples[i];
+            TeacherCacheTokens.Student => dataset.StudentExamples,
+            TeacherCacheTokens.Teacher => dataset.TeacherExamples
+                ?? throw new ArgumentException("TeacherCacheTokens.Teacher needs a dataset tokenized with a teacher tokenizer (TokenizedDataset.Create(..., teacher: ...)).", nameof(dataset)),
+            _ => throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "Unknown TeacherCacheTokens value."),
+        };
+        var result = new TeacherCacheExample[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var e = rows[i];
             var ids = e.Tokens.Take(e.InputLength).ToArray();
             // labels[t] = tokens[t + 1] for response tokens: scored t = max(promptLength, 1) − 1 … inputLength − 1.
             var first = Math.Max(e.PromptLength, 1) - 1;
@@ -24,6 +39,16 @@ public sealed record TeacherCacheExample(long Row, IReadOnlyList<int> InputIds, 
 
         return result;
     }
+}
+
+/// <summary>Which tokenisation of the training examples a teacher cache's rows hold.</summary>
+public enum TeacherCacheTokens
+{
+    /// <summary>The student's tokens (same-tokenizer objectives: the top-k ids index the student's vocabulary).</summary>
+    Student = 0,
+
+    /// <summary>The teacher's own tokens (cross-tokenizer objectives such as <c>uld</c>: the batch carries <c>TeacherInputIds</c>).</summary>
+    Teacher = 1,
 }
 
 /// <summary>
@@ -80,4 +105,8 @@ public sealed record TeacherCacheIdentity
 
     /// <summary>Gets k, the number of entries per position.</summary>
     public required int K { get; init; }
+
+    /// <summary>Gets which tokenisation the rows hold (manifest <c>tokens</c>); <see cref="TeacherCacheTokens.Student"/> by default.</summary>
+    /// <remarks>With <see cref="TeacherCacheTokens.Teacher"/>, <see cref="TokenizerHash"/> is the teacher tokenizer's hash.</remarks>
+    public TeacherCacheTokens Tokens { get; init; } = TeacherCacheTokens.Student;
 }

@@ -95,6 +95,7 @@ public sealed class TeacherCacheWriter
             TokenizerHash = identity.TokenizerHash,
             Template = identity.Template,
             K = identity.K,
+            Tokens = identity.Tokens,
             DatasetHash = TeacherCacheHashes.Dataset(examples),
             RowCount = examples.Count,
             RowsPerChunk = this.options.RowsPerChunk,
@@ -237,7 +238,7 @@ public sealed class TeacherCacheWriter
     /// </summary>
     /// <param name="directory">The cache folder.</param>
     /// <param name="identity">Teacher, tokenizer, template and k.</param>
-    /// <param name="dataset">The tokenized dataset (student tokenisation).</param>
+    /// <param name="dataset">The tokenized dataset (the student's tokens, or the teacher's when <see cref="TeacherCacheIdentity.Tokens"/> says so).</param>
     /// <param name="producer">The teacher.</param>
     /// <param name="options">Chunking (the range options must be left at their defaults).</param>
     /// <param name="progress">Progress after each chunk.</param>
@@ -253,7 +254,7 @@ public sealed class TeacherCacheWriter
             throw new ArgumentException($"{nameof(BuildAsync)} fills the whole cache; use {nameof(WriteChunksAsync)} and {nameof(Merge)} for a chunk range.", nameof(options));
         }
 
-        var writer = new TeacherCacheWriter(directory, identity, TeacherCacheExample.FromDataset(dataset), options, logger);
+        var writer = new TeacherCacheWriter(directory, identity, TeacherCacheExample.FromDataset(dataset, identity.Tokens), options, logger);
         await writer.WriteChunksAsync(producer, progress, cancellationToken).ConfigureAwait(false);
         return Merge(directory, logger);
     }

@@ -10,4 +10,10 @@ internal static class CrossTokenizerRequirements
         RequiresSameVocabulary = false,
         RequiresTeacherTokens = true,
     };
+
+    /// <summary>
+    /// As <see cref="LogitsAndTeacherTokens"/>, but sparse top-k teacher targets (a cache or server of the teacher's tokens)
+    /// serve too: the ULD objectives read only the teacher's sorted probabilities (see <see cref="UldMath.SortedTopKDistance"/>).
+    /// </summary>
+    internal static ObjectiveRequirements SortedProbabilitiesAndTeacherTokens { get; } = LogitsAndTeacherTokens with { AcceptsSparseTopK = true };
 }

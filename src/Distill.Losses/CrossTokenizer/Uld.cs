@@ -43,13 +43,22 @@ public sealed class UldObjective : IDistillationObjective
     public string Name => RegisteredName;
 
     /// <inheritdoc />
-    public ObjectiveRequirements Requirements => CrossTokenizerRequirements.LogitsAndTeacherTokens;
+    /// <remarks>Dense teacher logits, or sparse top-k targets of the teacher's tokens (an offline cache built with
+    /// <c>TeacherCacheTokens.Teacher</c>, or a remote teacher) at teacher temperature 1: see docs/teachers.md for what is exact.</remarks>
+    public ObjectiveRequirements Requirements => CrossTokenizerRequirements.SortedProbabilitiesAndTeacherTokens;
 
     /// <inheritdoc />
     public nn.Module? Module => null;
 
     /// <inheritdoc />
-    public void Validate(ObjectiveSetup setup) => ObjectiveChecks.Validate(Name, Requirements, setup, sliceToSharedVocabulary: false, chunked: false);
+    public void Validate(ObjectiveSetup setup)
+    {
+        ObjectiveChecks.Validate(Name, Requirements, setup, sliceToSharedVocabulary: false, chunked: false);
+        if (setup.Teacher is { } teacher && !teacher.Capabilities.HasFlag(TeacherCapabilities.DenseLogits) && options.TeacherTemperature != 1.0)
+        {
+            throw new InvalidOperationException($"Objective '{Name}': the teacher provides sparse top-k log-probabilities at temperature 1 only, but {nameof(UldOptions.TeacherTemperature)} = {options.TeacherTemperature}; set it to 1 or use a local teacher.");
+        }
+    }
 
     /// <inheritdoc />
     public ObjectiveResult Compute(ObjectiveContext context)
@@ -57,10 +66,10 @@ public sealed class UldObjective : IDistillationObjective
         ArgumentNullException.ThrowIfNull(context);
         var (_, teacherLabels) = ContextChecks.TeacherTokens(context, Name);
         var zs = ContextChecks.StudentLogits(context, Name);
-        var zt = ContextChecks.TeacherLogits(context, Name);
-        ContextChecks.SameSize(teacherLabels, "teacher labels", zt, "teacher logits", 1, Name);
+        var teacher = UldTeacher.From(context, Name);
+        ContextChecks.SameSize(teacherLabels, "teacher labels", teacher.Logits ?? teacher.TopKLogProbs!, teacher.IsSparse ? "teacher top-k log-probs" : "teacher logits", 1, Name);
         ContextChecks.SameSize(context.Batch.Labels, "student labels", zs, "student logits", 1, Name);
-        var (loss, ce, uld) = Compute(zs, zt, context.Batch.Labels, teacherLabels, options);
+        var (loss, ce, uld) = Compute(zs, teacher, context.Batch.Labels, teacherLabels, options);
         var metrics = new Dictionary<string, Tensor>(StringComparer.Ordinal)
         {
             ["ce"] = DskdMath.Metric(ce),
@@ -76,7 +85,11 @@ public sealed class UldObjective : IDistillationObjective
     /// <param name="teacherLabels">Teacher labels [B, L_t], aligned.</param>
     /// <param name="options">λ, temperatures, EOS handling.</param>
     /// <returns>CE_mean + λ·ULD, CE_mean and λ·ULD (float32 scalars).</returns>
-    internal static (Tensor Loss, Tensor CrossEntropy, Tensor Uld) Compute(Tensor studentLogits, Tensor teacherLogits, Tensor labels, Tensor teacherLabels, UldOptions options)
+    internal static (Tensor Loss, Tensor CrossEntropy, Tensor Uld) Compute(Tensor studentLogits, Tensor teacherLogits, Tensor labels, Tensor teacherLabels, UldOptions options) =>
+        Compute(studentLogits, new UldTeacher(teacherLogits, null, null), labels, teacherLabels, options);
+
+    /// <summary>The original ULD loss against dense or sparse teacher rows (<see cref="UldTeacher"/>).</summary>
+    internal static (Tensor Loss, Tensor CrossEntropy, Tensor Uld) Compute(Tensor studentLogits, UldTeacher teacher, Tensor labels, Tensor teacherLabels, UldOptions options)
     {
         using var scope = NewDisposeScope();
         var count = TokenReduction.ValidMask(labels).sum().clamp_min(1).to(ScalarType.Float32);
@@ -97,11 +110,10 @@ public sealed class UldObjective : IDistillationObjective
         var m = minimum(nS, nT);                                          // [B] aligned positions per sample
         // K rows per sample cover every aligned position (m ≤ min(L_s, L_t)); rows past m are masked below. A static K avoids
         // reading max(m) back to the host.
-        var k = Math.Max(Math.Min(studentLogits.shape[1], teacherLogits.shape[1]), 1);
+        var k = Math.Max(Math.Min(studentLogits.shape[1], teacher.Length), 1);
         var positions = arange(k, dtype: ScalarType.Int64, device: m.device).unsqueeze(0).lt(m.unsqueeze(1)); // [B, K]
         var zs = UldMath.GatherRows(studentLogits, aS, k) / options.StudentTemperature;   // rows a_s .. a_s + K − 1
-        var zt = UldMath.GatherRows(teacherLogits, aT, k) / options.TeacherTemperature;
-        var perPosition = UldMath.SortedProbabilityDistance(zs, zt);                      // [B, K]
+        var perPosition = teacher.Distance(zs, aT, k, options.TeacherTemperature, RegisteredName); // [B, K]
         var perSample = where(positions, perPosition, zeros_like(perPosition)).sum(-1) / m.clamp_min(1).to(ScalarType.Float32);
         var uld = options.Lambda * perSample.mean();
         var loss = ce + uld;

@@ -41,7 +41,8 @@ public sealed class UldDskdObjective : IDistillationObjective
     public string Name => RegisteredName;
 
     /// <inheritdoc />
-    public ObjectiveRequirements Requirements => CrossTokenizerRequirements.LogitsAndTeacherTokens;
+    /// <remarks>Dense teacher logits, or sparse top-k targets of the teacher's tokens (as <c>uld</c>; DSKD's variant has no temperature).</remarks>
+    public ObjectiveRequirements Requirements => CrossTokenizerRequirements.SortedProbabilitiesAndTeacherTokens;
 
     /// <inheritdoc />
     public nn.Module? Module => null;
@@ -55,10 +56,10 @@ public sealed class UldDskdObjective : IDistillationObjective
         ArgumentNullException.ThrowIfNull(context);
         var (_, teacherLabels) = ContextChecks.TeacherTokens(context, Name);
         var zs = ContextChecks.StudentLogits(context, Name);
-        var zt = ContextChecks.TeacherLogits(context, Name);
-        ContextChecks.SameSize(teacherLabels, "teacher labels", zt, "teacher logits", 1, Name);
+        var teacher = UldTeacher.From(context, Name);
+        ContextChecks.SameSize(teacherLabels, "teacher labels", teacher.Logits ?? teacher.TopKLogProbs!, teacher.IsSparse ? "teacher top-k log-probs" : "teacher logits", 1, Name);
         ContextChecks.SameSize(context.Batch.Labels, "student labels", zs, "student logits", 1, Name);
-        var (loss, ce, uld) = Compute(zs, zt, context.Batch.Labels, teacherLabels, options.Alpha);
+        var (loss, ce, uld) = Compute(zs, teacher, context.Batch.Labels, teacherLabels, options.Alpha);
         var metrics = new Dictionary<string, Tensor>(StringComparer.Ordinal)
         {
             ["ce"] = DskdMath.Metric(ce),
@@ -74,22 +75,25 @@ public sealed class UldDskdObjective : IDistillationObjective
     /// <param name="teacherLabels">Teacher labels [B, L_t], aligned with the teacher's logits.</param>
     /// <param name="alpha">α.</param>
     /// <returns>The loss sum, the CE sum and the ULD sum (float32 scalars).</returns>
-    internal static (Tensor Loss, Tensor CrossEntropy, Tensor Uld) Compute(Tensor studentLogits, Tensor teacherLogits, Tensor labels, Tensor teacherLabels, double alpha)
+    internal static (Tensor Loss, Tensor CrossEntropy, Tensor Uld) Compute(Tensor studentLogits, Tensor teacherLogits, Tensor labels, Tensor teacherLabels, double alpha) =>
+        Compute(studentLogits, new UldTeacher(teacherLogits, null, null), labels, teacherLabels, alpha);
+
+    /// <summary>DSKD's ULD loss against dense or sparse teacher rows (<see cref="UldTeacher"/>).</summary>
+    internal static (Tensor Loss, Tensor CrossEntropy, Tensor Uld) Compute(Tensor studentLogits, UldTeacher teacher, Tensor labels, Tensor teacherLabels, double alpha)
     {
         using var scope = NewDisposeScope();
         var ce = DskdMath.CrossEntropySum(studentLogits, labels);
         var (s0, _) = UldMath.StartAndCount(labels);
         var (t0, _) = UldMath.StartAndCount(teacherLabels);
-        var k = Math.Min(studentLogits.shape[1], teacherLogits.shape[1]);
+        var k = Math.Min(studentLogits.shape[1], teacher.Length);
 
         // Rotate each row to start at its first scored position: [B, K] labels, [B, K, V] logits.
         var ys = UldMath.GatherRows(labels, s0, k);
         var yt = UldMath.GatherRows(teacherLabels, t0, k);
         var both = TokenReduction.ValidMask(ys).logical_and(TokenReduction.ValidMask(yt)); // [B, K]
         var zs = UldMath.GatherRows(studentLogits, s0, k);                                  // [B, K, V_s]
-        var zt = UldMath.GatherRows(teacherLogits, t0, k);                                  // [B, K, V_t]
         // Masked sum over [B, K] rather than boolean indexing, which would read the mask back to the host.
-        var uld = TokenReduction.MaskedSum(UldMath.SortedProbabilityDistance(zs, zt), both);
+        var uld = TokenReduction.MaskedSum(teacher.Distance(zs, t0, k, 1.0, RegisteredName), both);
         var loss = ((1.0 - alpha) * ce) + (alpha * uld);
         return (loss.MoveToOuterDisposeScope(), ce.MoveToOuterDisposeScope(), uld.MoveToOuterDisposeScope());
     }

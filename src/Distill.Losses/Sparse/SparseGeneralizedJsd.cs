@@ -41,6 +41,6 @@ public static class SparseGeneralizedJsd
         var klTeacher = nn.functional.kl_div(logM, p, log_target: true, reduction: nn.Reduction.None);
         var klStudent = nn.functional.kl_div(logM, q, log_target: true, reduction: nn.Reduction.None);
         var jsd = beta * klTeacher + (1 - beta) * klStudent;
-        return jsd.masked_fill(inf, 0.0).sum(-1).MoveToOuterDisposeScope();
+        return LossMath.Fill(jsd, inf, 0.0).sum(-1).MoveToOuterDisposeScope();
     }
 }

@@ -39,7 +39,7 @@ public static class SparseTopK
         {
             // log Σ over the entries outside the top-k, taken directly (exact and finite even when the tail is tiny).
             var inTopK = zeros_like(s, dtype: ScalarType.Bool).scatter(-1, topKIds, ones_like(topKIds, dtype: ScalarType.Bool));
-            logQTail = logSoftmax.masked_fill(inTopK, double.NegativeInfinity).logsumexp(-1, keepdim: true);
+            logQTail = LossMath.Fill(logSoftmax, inTopK, double.NegativeInfinity).logsumexp(-1, keepdim: true);
         }
         else
         {

@@ -1,0 +1,257 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Distill.Benchmarks.Runtime;
+using Distill.Data;
+using Distill.Losses;
+using Distill.Models;
+using Distill.Training;
+using static TorchSharp.torch;
+
+namespace Distill.Benchmarks;
+
+/// <summary>
+/// <c>teacher-cache</c>: a training step with a cached top-k teacher vs the same step with the teacher in the process, and
+/// cache-write throughput vs the teacher's bare forward throughput. Each measurement runs in a fresh child process, so its
+/// peak RSS (VmHWM) is its own. Student: GPT-2 2 layers × 128; teacher: 6 layers × 384 (3× the layers and the width, so its
+/// forward costs far more than 3× the student's); vocabulary 4096; batch 8 × 128 random ids (127 scored positions per row);
+/// k = 64. Online: <c>forward_kl</c> (α = 0.5, T = 1) against <see cref="LocalModelTeacher"/>; cached: <c>sparse_forward_kl</c>
+/// (α = 0.5, T = 1) against <see cref="CachedTopKTeacher"/> over a cache the <c>write</c> worker filled. Both through
+/// <see cref="DistillationTrainer"/> with prefetch off (the step's own cost; prefetch would overlap the teacher with training).
+/// Targets (issue 15): cached step ≤ 0.6 × online step; cache write throughput within 10 % of bare forward throughput.
+/// </summary>
+internal static class TeacherCacheBench
+{
+    private const int Vocab = 4096, Batch = 8, Seq = 128, K = 64;
+
+    internal static int Run(string[] args)
+    {
+        int steps = 6, warmup = 2;
+        string? output = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--steps": steps = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--warmup": warmup = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--out": output = args[++i]; break;
+                default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
+            }
+        }
+
+        var dir = Path.Combine(Path.GetTempPath(), "distill-teacher-cache-bench-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var results = new JsonObject();
+            foreach (var mode in new[] { "write", "forward", "online", "cached" })
+            {
+                var r = RunWorker(mode, dir, steps, warmup);
+                r["loadavg"] = ProcStats.LoadAverage();
+                Console.WriteLine($"{mode}: {r.ToJsonString()}");
+                results[mode] = r;
+            }
+
+            double Get(string mode, string key) => results[mode]?[key]?.GetValue<double>() ?? double.NaN;
+            var stepRatio = Get("cached", "step_median_s") / Get("online", "step_median_s");
+            var writeRatio = Get("write", "positions_per_s") / Get("forward", "positions_per_s");
+            var report = new JsonObject
+            {
+                ["benchmark"] = "teacher-cache",
+                ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture),
+                ["shape"] = $"student gpt2 2x128, teacher gpt2 6x384, V {Vocab}, batch {Batch}x{Seq}, k {K}, {steps} timed steps after {warmup} warm-up",
+                ["results"] = results,
+                ["summary"] = new JsonObject
+                {
+                    ["cached_over_online_step"] = Math.Round(stepRatio, 3),
+                    ["cached_over_online_peak_rss"] = Math.Round(Get("cached", "peak_rss_mb") / Get("online", "peak_rss_mb"), 3),
+                    ["write_over_forward_throughput"] = Math.Round(writeRatio, 3),
+                    ["target_step_ratio_max"] = 0.6,
+                    ["target_write_ratio_min"] = 0.9,
+                    ["step_target_met"] = stepRatio <= 0.6,
+                    ["write_target_met"] = writeRatio >= 0.9,
+                },
+            };
+            var text = report.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+            if (output is not null)
+            {
+                File.WriteAllText(output, text);
+            }
+
+            Console.WriteLine(text);
+            return 0;
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>The child: one measurement (<c>write</c>, <c>forward</c>, <c>online</c> or <c>cached</c>), one JSON line.</summary>
+    internal static int Worker(string[] args)
+    {
+        var mode = args[0];
+        var dir = args[1];
+        var steps = int.Parse(args[2], CultureInfo.InvariantCulture);
+        var warmup = int.Parse(args[3], CultureInfo.InvariantCulture);
+        var rows = Batch * (steps + warmup);
+        var data = new RandomRows(rows);
+        JsonObject result;
+        switch (mode)
+        {
+            case "write":
+            {
+                using var teacher = Teacher();
+                var clock = Stopwatch.StartNew();
+                var writer = new TeacherCacheWriter(dir, new TeacherCacheIdentity { Teacher = "bench", TokenizerHash = "random", Template = "none", K = K }, data.Examples, new TeacherCacheWriterOptions { RowsPerChunk = rows, BatchSize = Batch });
+                writer.WriteChunksAsync(new LocalModelTopKProducer(teacher)).GetAwaiter().GetResult();
+                TeacherCacheWriter.Merge(dir);
+                var seconds = clock.Elapsed.TotalSeconds;
+                result = new JsonObject { ["seconds"] = Math.Round(seconds, 3), ["positions_per_s"] = Math.Round(data.Positions / seconds, 1), ["cache_mb"] = Math.Round(Directory.EnumerateFiles(dir).Sum(f => new FileInfo(f).Length) / 1e6, 2) };
+                break;
+            }
+
+            case "forward":
+            {
+                using var teacher = Teacher();
+                var clock = Stopwatch.StartNew();
+                for (var b = 0; b < rows / Batch; b++)
+                {
+                    using var scope = NewDisposeScope();
+                    using var noGrad = no_grad();
+                    using var batch = data.GetBatch(0, b);
+                    _ = teacher.Forward(new CausalLMInput { InputIds = batch.InputIds, AttentionMask = batch.AttentionMask }).Logits!.sum().item<float>();
+                }
+
+                var seconds = clock.Elapsed.TotalSeconds;
+                result = new JsonObject { ["seconds"] = Math.Round(seconds, 3), ["positions_per_s"] = Math.Round(data.Positions / seconds, 1) };
+                break;
+            }
+
+            default:
+            {
+                var cached = mode == "cached";
+                using var student = Model(layers: 2, hidden: 128, seed: 1);
+                using var teacherModel = cached ? null : Teacher();
+                using var cache = cached ? new CachedTopKTeacher(TeacherCacheReader.Open(dir)) : null;
+                ITeacher teacher = cached ? cache! : new LocalModelTeacher(teacherModel!);
+                var objective = DistillObjectives.Create(cached ? "sparse_forward_kl" : "forward_kl", new LossesOptions { Divergence = { Temperature = 1.0 } });
+                var output = Path.Combine(dir, "run-" + mode);
+                var stamps = new List<double>();
+                var clock = Stopwatch.StartNew();
+                var trainer = new DistillationTrainer(student, objective, teacher, new TrainingOptions
+                {
+                    OutputDirectory = output,
+                    MaxSteps = steps + warmup,
+                    SaveCheckpoints = false,
+                    TensorBoard = false,
+                    LogEverySteps = 1,
+                    PrefetchBatches = false,
+                    Precision = TrainingPrecision.Float32,
+                })
+                {
+                    Progress = new Stamps(stamps, clock),
+                };
+                trainer.Train(data);
+                var times = stamps.Zip(stamps.Skip(1), (a, b) => b - a).Skip(warmup - 1).Order().ToList();
+                result = new JsonObject { ["step_median_s"] = Math.Round(times[times.Count / 2], 4), ["steps_timed"] = times.Count };
+                break;
+            }
+        }
+
+        result["peak_rss_mb"] = Math.Round(ProcStats.StatusKb("VmHWM") / 1024.0, 1);
+        result["threads"] = get_num_threads();
+        Console.WriteLine(result.ToJsonString());
+        return 0;
+    }
+
+    private static CausalLM Teacher()
+    {
+        var teacher = Model(layers: 6, hidden: 384, seed: 2);
+        teacher.eval();
+        return teacher;
+    }
+
+    private static CausalLM Model(int layers, int hidden, long seed) => AutoCausalLM.FromConfig(new Gpt2Config
+    {
+        ModelType = "gpt2",
+        VocabSize = Vocab,
+        HiddenSize = hidden,
+        NumHiddenLayers = layers,
+        NumAttentionHeads = hidden / 64,
+        MaxPositionEmbeddings = Seq,
+        ResidualDropout = 0,
+        EmbeddingDropout = 0,
+        AttentionDropout = 0,
+    }, seed);
+
+    private static JsonObject RunWorker(string mode, string dir, int steps, int warmup)
+    {
+        var exe = Environment.ProcessPath!;
+        var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(exe) == "dotnet")
+        {
+            psi.ArgumentList.Add(typeof(TeacherCacheBench).Assembly.Location);
+        }
+
+        foreach (var a in new[] { "teacher-cache-worker", mode, dir, steps.ToString(CultureInfo.InvariantCulture), warmup.ToString(CultureInfo.InvariantCulture) })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        var line = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault(l => l.StartsWith('{'));
+        return p.ExitCode == 0 && line is not null ? JsonNode.Parse(line)!.AsObject() : new JsonObject { ["error"] = $"worker exit code {p.ExitCode}" };
+    }
+
+    /// <summary>Rows of random ids (seeded): input = 128 ids, labels = the next id at positions 0 … 126, position 127 unscored.</summary>
+    private sealed class RandomRows : IBatchSource
+    {
+        private readonly int[][] ids;
+
+        public RandomRows(int count)
+        {
+            var rng = new Random(7);
+            ids = [.. Enumerable.Range(0, count).Select(_ => Enumerable.Range(0, Seq + 1).Select(_ => rng.Next(Vocab)).ToArray())];
+            Examples = [.. ids.Select((r, i) => new TeacherCacheExample(i, r[..Seq], [.. Enumerable.Range(0, Seq - 1)]))];
+        }
+
+        public IReadOnlyList<TeacherCacheExample> Examples { get; }
+
+        public long Positions => (long)ids.Length * (Seq - 1);
+
+        public int BatchesPerEpoch => ids.Length / Batch;
+
+        public DistillationBatch GetBatch(int epoch, int index)
+        {
+            var input = new long[Batch * Seq];
+            var labels = new long[Batch * Seq];
+            for (var r = 0; r < Batch; r++)
+            {
+                var row = ids[(index * Batch) + r];
+                for (var t = 0; t < Seq; t++)
+                {
+                    input[(r * Seq) + t] = row[t];
+                    labels[(r * Seq) + t] = t < Seq - 1 ? row[t + 1] : DistillationBatch.IgnoreIndex;
+                }
+            }
+
+            return new DistillationBatch
+            {
+                InputIds = tensor(input, [Batch, Seq]),
+                AttentionMask = ones(Batch, Seq, dtype: ScalarType.Int64),
+                Labels = tensor(labels, [Batch, Seq]),
+            };
+        }
+    }
+
+    private sealed class Stamps(List<double> into, Stopwatch clock) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => into.Add(clock.Elapsed.TotalSeconds);
+    }
+}
