@@ -31,6 +31,9 @@ public sealed record TeacherSettings
 
     /// <summary>Gets the seed (weights and batch order).</summary>
     public int Seed { get; init; } = 1;
+
+    /// <summary>Gets the trainer's working folder (its metrics.jsonl), removed once the teacher is written.</summary>
+    public string WorkDirectory { get; init; } = Path.Combine("runs", "cross-tokenizer-teacher-training");
 }
 
 /// <summary>
@@ -59,7 +62,7 @@ public static class TeacherTraining
         var dev = TokenizedDataset.Create(BundledData.Load(BundledSplit.Dev).Select(template.Apply), tokenizer, null, Models.MaxLength, Models.MaxPromptLength);
         using var teacher = AutoCausalLM.FromConfig(Models.Gpt2(tokenizer, settings.Layers, settings.Hidden), settings.Seed);
         var clock = Stopwatch.StartNew();
-        var workDir = Path.Combine("runs", "cross-tokenizer-teacher-training");   // the trainer's metrics.jsonl, removed at the end
+        var workDir = settings.WorkDirectory;
         var lastLog = Stopwatch.StartNew();
         var result = Models.Train(teacher, Objectives.Create("sft"), null, train, settings.Steps, settings.BatchSize, settings.LearningRate, settings.Seed, workDir,
             new Progress(p =>
