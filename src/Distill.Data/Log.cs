@@ -36,4 +36,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4202, Level = LogLevel.Information, Message = "SDFT: wrote {File}: {Rows} rows, {Kept} rewrites kept")]
     internal static partial void SdftFinished(ILogger logger, string file, int rows, int kept);
+
+    [LoggerMessage(EventId = 4301, Level = LogLevel.Information, Message = "SeqKD: resuming {File} with {Chunks} of {Total} chunks already written")]
+    internal static partial void SeqKdResumed(ILogger logger, string file, int chunks, int total);
+
+    [LoggerMessage(EventId = 4302, Level = LogLevel.Information, Message = "SeqKD chunk {Chunk}/{Total}: {Rows} rows, {Tokens} tokens, {ChunkRate:F1} tokens/s (run {RunRate:F1} tokens/s)")]
+    internal static partial void SeqKdChunkWritten(ILogger logger, int chunk, int total, int rows, long tokens, double chunkRate, double runRate);
+
+    [LoggerMessage(EventId = 4303, Level = LogLevel.Information, Message = "SeqKD: wrote {File}: {Rows} rows ({Statistics})")]
+    internal static partial void SeqKdFinished(ILogger logger, string file, int rows, string statistics);
 }

@@ -2,10 +2,8 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Distill.Generation;
-using Distill.IO;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using static TorchSharp.torch;
 
 namespace Distill.Data.Synthesis;
 
@@ -34,8 +32,9 @@ public sealed record SdftResult(IReadOnlyList<SdftRecord> Records, SdftStatistic
 /// </summary>
 /// <remarks>
 /// Resumable and atomic: rows are appended batch by batch (flushed to disk) to <c>&lt;output&gt;.partial</c>, which is
-/// renamed to the output path when the last batch is written. A new run with the same settings resumes after the last
-/// whole batch of the partial file (a torn last line is discarded); batch k always holds rows [k·B, (k+1)·B) and samples
+/// renamed to the output path when the last batch is written; <c>&lt;output&gt;.partial.progress</c> records each complete
+/// batch atomically. A new run with the same settings and data resumes after the last recorded batch (a torn or
+/// half-written batch is discarded; a partial file of other settings is rejected); batch k always holds rows [k·B, (k+1)·B) and samples
 /// with its own seed, so an interrupted and resumed run writes the same file as an uninterrupted one. A complete output
 /// file is read back, not regenerated. Prompts are generated with <see cref="TextGenerator"/> (KV cache, left padding).
 /// </remarks>
@@ -47,7 +46,7 @@ public sealed record SdftResult(IReadOnlyList<SdftRecord> Records, SdftStatistic
 public sealed class SdftSynthesizer(ICausalLM model, HfTokenizer tokenizer, SdftOptions options, ISdftAnswerCheck? answerCheck = null, ILogger? logger = null)
 {
     /// <summary>The suffix of the in-progress file.</summary>
-    public const string PartialSuffix = ".partial";
+    public const string PartialSuffix = ResumableJsonlFile.PartialSuffix;
 
     private static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
@@ -76,7 +75,7 @@ public sealed class SdftSynthesizer(ICausalLM model, HfTokenizer tokenizer, Sdft
 
         if (File.Exists(outputPath))
         {
-            var done = ReadRecords(outputPath, originals, allowTornTail: false);
+            var done = ReadRecords(outputPath, File.ReadAllText(outputPath, Encoding.UTF8), originals, outputPath);
             if (done.Count != examples.Count)
             {
                 throw new InvalidDataException($"{outputPath}: has {done.Count} rows but the dataset has {examples.Count}; delete it to distill again.");
@@ -85,46 +84,31 @@ public sealed class SdftSynthesizer(ICausalLM model, HfTokenizer tokenizer, Sdft
             return new SdftResult(done, SdftStatistics.From(done), outputPath, done.Count, true);
         }
 
-        var directory = Path.GetDirectoryName(Path.GetFullPath(outputPath))!;
-        Directory.CreateDirectory(directory);
-        var partial = outputPath + PartialSuffix;
+        using var file = ResumableJsonlFile.Open(outputPath, RunKey(examples));
         var records = new List<SdftRecord>();
-        if (File.Exists(partial))
+        if (file.ChunksDone > 0)
         {
-            var found = ReadRecords(partial, originals, allowTornTail: true);
-            var whole = Math.Min(found.Count, examples.Count) / options.BatchSize * options.BatchSize;
-            records.AddRange(found.Take(found.Count >= examples.Count ? examples.Count : whole));
-            // Rewrite the partial file with exactly the rows kept (drops a torn line or a half-written batch).
-            AtomicFile.WriteAllText(partial, string.Concat(records.Select(r => JsonSerializer.Serialize(r, Json) + "\n")));
-            Log.SdftResumed(log, partial, records.Count, examples.Count);
-        }
-        else
-        {
-            AtomicFile.WriteAllText(partial, string.Empty);
+            records.AddRange(ReadRecords(file.PartialPath, file.ReadWritten(), originals, file.PartialPath));
+            Log.SdftResumed(log, file.PartialPath, records.Count, examples.Count);
         }
 
         var resumed = records.Count;
         Progress?.Report(new SdftProgress(records.Count, examples.Count, records.Count(r => r.Reason == SdftReason.Kept)));
-        using (var stream = new FileStream(partial, FileMode.Append, FileAccess.Write, FileShare.Read))
+        for (var start = records.Count; start < examples.Count; start += options.BatchSize)
         {
-            for (var start = records.Count; start < examples.Count; start += options.BatchSize)
+            if (cancellationToken.IsCancellationRequested)
             {
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    return new SdftResult(records, SdftStatistics.From(records), partial, resumed, false);
-                }
-
-                var count = Math.Min(options.BatchSize, examples.Count - start);
-                var batch = GenerateBatch(examples, originals, start, count, template, filter, eos, pad, bos);
-                var bytes = Encoding.UTF8.GetBytes(string.Concat(batch.Select(r => JsonSerializer.Serialize(r, Json) + "\n")));
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
-                records.AddRange(batch);
-                Progress?.Report(new SdftProgress(records.Count, examples.Count, records.Count(r => r.Reason == SdftReason.Kept)));
+                return new SdftResult(records, SdftStatistics.From(records), file.PartialPath, resumed, false);
             }
+
+            var count = Math.Min(options.BatchSize, examples.Count - start);
+            var batch = GenerateBatch(examples, originals, start, count, template, filter, eos, pad, bos);
+            file.Append(string.Concat(batch.Select(r => JsonSerializer.Serialize(r, Json) + "\n")), null);
+            records.AddRange(batch);
+            Progress?.Report(new SdftProgress(records.Count, examples.Count, records.Count(r => r.Reason == SdftReason.Kept)));
         }
 
-        File.Move(partial, outputPath, overwrite: true);
+        file.Complete();
         var statistics = SdftStatistics.From(records);
         Log.SdftFinished(log, outputPath, statistics.Total, statistics.Kept);
         return new SdftResult(records, statistics, outputPath, resumed, true);
@@ -150,22 +134,7 @@ public sealed class SdftSynthesizer(ICausalLM model, HfTokenizer tokenizer, Sdft
     private List<SdftRecord> GenerateBatch(IReadOnlyList<InstructionExample> examples, List<string> originals, int start, int count, SdftTemplate template, SdftFilter filter, int eos, int pad, string? bos)
     {
         var rows = Enumerable.Range(start, count).Select(i => PromptIds(template, examples[i], originals[i], bos)).ToList();
-        var width = rows.Max(r => r.Count);
-        var ids = new long[count * width];
-        var mask = new long[count * width];
-        for (var r = 0; r < count; r++)
-        {
-            var offset = width - rows[r].Count;
-            for (var t = 0; t < width; t++)
-            {
-                ids[(r * width) + t] = t < offset ? pad : rows[r][t - offset];
-                mask[(r * width) + t] = t < offset ? 0 : 1;
-            }
-        }
-
-        using var scope = NewDisposeScope();
-        var device = model.EmbeddingWeight.device;
-        using var result = TextGenerator.Generate(model, tensor(ids, [count, width]).to(device), tensor(mask, [count, width]).to(device), new GenerationOptions
+        var generated = LeftPaddedGeneration.Generate(model, rows, pad, new GenerationOptions
         {
             MaxNewTokens = options.MaxNewTokens,
             DoSample = options.DoSample,
@@ -176,15 +145,12 @@ public sealed class SdftSynthesizer(ICausalLM model, HfTokenizer tokenizer, Sdft
             EosTokenIds = [eos],
             PadTokenId = pad,
         });
-        var generated = result.GeneratedIds.cpu();
         var records = new List<SdftRecord>(count);
         for (var r = 0; r < count; r++)
         {
             var index = start + r;
-            var length = (int)result.Lengths[r];
-            var tokens = length == 0 ? [] : generated[r, ..length].data<long>().Select(i => (int)i).ToArray();
-            var rewrite = SdftTemplate.PythonStrip(tokenizer.Decode(tokens, skipSpecialTokens: true));
-            var truncated = !result.Stopped[r];
+            var rewrite = SdftTemplate.PythonStrip(tokenizer.Decode(generated[r].Tokens, skipSpecialTokens: true));
+            var truncated = !generated[r].Stopped;
             var example = examples[index];
             SdftReason reason;
             try
@@ -209,9 +175,22 @@ public sealed class SdftSynthesizer(ICausalLM model, HfTokenizer tokenizer, Sdft
         return records;
     }
 
-    private static List<SdftRecord> ReadRecords(string path, List<string> originals, bool allowTornTail)
+    /// <summary>The resume key: the settings that decide a row's bytes, and the dataset.</summary>
+    private string RunKey(IReadOnlyList<InstructionExample> examples)
     {
-        var lines = File.ReadAllText(path, Encoding.UTF8).Split('\n');
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        sha.AppendData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(options, Json) + "\n"));
+        foreach (var e in examples)
+        {
+            sha.AppendData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(e, Json) + "\n"));
+        }
+
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    private static List<SdftRecord> ReadRecords(string path, string text, List<string> originals, string label)
+    {
+        var lines = text.Split('\n');
         var records = new List<SdftRecord>();
         for (var i = 0; i < lines.Length; i++)
         {
@@ -221,7 +200,6 @@ public sealed class SdftSynthesizer(ICausalLM model, HfTokenizer tokenizer, Sdft
                 continue;
             }
 
-            var last = i == lines.Length - 1; // no trailing newline: the append was cut off
             SdftRecord? record;
             try
             {
@@ -229,17 +207,7 @@ public sealed class SdftSynthesizer(ICausalLM model, HfTokenizer tokenizer, Sdft
             }
             catch (JsonException ex)
             {
-                if (allowTornTail && last)
-                {
-                    break;
-                }
-
-                throw new InvalidDataException($"{path}:{i + 1}: not an SDFT row ({ex.Message}).", ex);
-            }
-
-            if (allowTornTail && last)
-            {
-                break; // complete JSON but no newline: treat as torn, regenerate its batch
+                throw new InvalidDataException($"{label}:{i + 1}: not an SDFT row ({ex.Message}).", ex);
             }
 
             if (record is null || record.Index != records.Count || records.Count >= originals.Count || record.Original != originals[records.Count])
