@@ -83,15 +83,16 @@ public sealed class CrossTokenizerPipeline(CrossTokenizerSettings settings, Acti
         phases["load"] = Lap(clock);
 
         // 3. SeqKD: the teacher answers the unlabelled prompts (cached in the run folder by a hash of teacher, prompts and settings).
-        var (answers, answerFile, answersCached) = TeacherAnswers.LoadOrGenerate(teacher, teacherDir, teacherTokenizer, prompts, output, cancellationToken);
-        var kept = answers.Where(a => a.Stopped && a.Output.Length > 0).ToList();
-        var answerAccuracy = prompts.Count == 0 ? double.NaN : 100.0 * answers.Zip(prompts).Count(p => p.First.Output == p.Second.Output.Trim()) / prompts.Count;
-        var stats = new TeacherAnswerStats(answers.Count, kept.Count, answers.Count(a => !a.Stopped), answers.Count(a => a.Stopped && a.Output.Length == 0), answerAccuracy, Path.GetFileName(answerFile), answersCached);
-        _log(string.Create(CultureInfo.InvariantCulture, $"teacher answers: {stats.Kept}/{stats.Generated} kept ({stats.HitTokenLimit} hit the token limit, {stats.Empty} empty), {stats.MatchLabel:F1} % equal the hidden labels ({(answersCached ? "from cache" : "generated")})"));
+        var (seqkd, answersCached) = TeacherAnswers.LoadOrGenerate(teacher, teacherDir, teacherTokenizer, prompts, output, cancellationToken);
+        var kept = seqkd.Records.Select(r => new InstructionExample(prompts[r.Index].Instruction, prompts[r.Index].Input, r.TeacherOutput.Trim())).ToList();
+        var matches = seqkd.Records.Count(r => r.TeacherOutput.Trim() == prompts[r.Index].Output.Trim());
+        var st = seqkd.Statistics;
+        var stats = new TeacherAnswerStats(st.Generated, st.Written, st.Truncated, st.Empty, prompts.Count == 0 ? 0 : 100.0 * matches / prompts.Count, Path.GetFileName(seqkd.OutputPath), answersCached);
+        _log(string.Create(CultureInfo.InvariantCulture, $"teacher answers: {stats.Kept}/{stats.Generated} kept ({stats.HitTokenLimit} hit the token limit, {stats.Empty} empty), {stats.MatchLabel:F1} % of the prompts answered with their hidden label ({(answersCached ? "from cache" : "generated")})"));
         phases["teacher answers"] = Lap(clock);
 
         var labelledText = labelled.Select(template.Apply).ToList();
-        var mixedText = labelledText.Concat(kept.Select(a => template.Apply(new InstructionExample(a.Instruction, a.Input, a.Output)))).ToList();
+        var mixedText = labelledText.Concat(kept.Select(template.Apply)).ToList();
         var evalText = evalRows.Select(template.Apply).ToList();
         var sftSet = TokenizedDataset.Create(labelledText, studentTokenizer, null, Models.MaxLength, Models.MaxPromptLength);
         var seqkdSet = TokenizedDataset.Create(mixedText, studentTokenizer, null, Models.MaxLength, Models.MaxPromptLength);

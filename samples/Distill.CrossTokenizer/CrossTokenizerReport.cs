@@ -48,7 +48,7 @@ public sealed record MethodRow(string Method, SeedStat ExactMatch, SeedStat Roug
 /// <param name="Kept">Answers trained on (stopped with EOS, not empty).</param>
 /// <param name="HitTokenLimit">Answers that ran to the token limit without EOS (dropped).</param>
 /// <param name="Empty">Empty answers (dropped).</param>
-/// <param name="MatchLabel">Share (%) of answers equal to the prompt's hidden label (never used for training).</param>
+/// <param name="MatchLabel">Share (%) of the prompts whose kept answer equals the prompt's hidden label (never used for training).</param>
 /// <param name="CacheFile">The JSONL file in the run folder.</param>
 /// <param name="FromCache">Whether the file was reused from an earlier run.</param>
 public sealed record TeacherAnswerStats(int Generated, int Kept, int HitTokenLimit, int Empty, double MatchLabel, string CacheFile, bool FromCache);
@@ -111,7 +111,7 @@ public sealed record CrossTokenizerReport(
 
         sb.AppendLine();
         var t = TeacherAnswers;
-        sb.AppendLine(inv, $"Teacher answers: {t.Kept}/{t.Generated} kept ({t.HitTokenLimit} ran to the token limit, {t.Empty} empty; both dropped), {t.MatchLabel:F1} % equal the hidden labels ({t.CacheFile}{(t.FromCache ? ", from cache" : string.Empty)}).");
+        sb.AppendLine(inv, $"Teacher answers: {t.Kept}/{t.Generated} kept ({t.HitTokenLimit} ran to the token limit, {t.Empty} empty; both dropped), {t.MatchLabel:F1} % of the prompts answered with their hidden label ({t.CacheFile}{(t.FromCache ? ", from cache" : string.Empty)}).");
         sb.AppendLine(inv, $"Wall time {TotalSeconds:F0} s on {LogicalProcessors} logical CPUs ({FinishedUtc:yyyy-MM-dd HH:mm} UTC): {string.Join(", ", PhaseSeconds.Select(p => $"{p.Key} {p.Value:F0} s"))}.");
         return sb.ToString();
     }
