@@ -25,7 +25,10 @@ internal static class CommandLine
 
         dotnet run -c Release --project samples/Distill.CrossTokenizer -- train-teacher [options]
           --output DIR           (default samples/teachers/bpe-4x128)
-          --steps N --batch-size N --lr X --layers N --hidden N --seed N   (defaults 4000, 32, 3e-3, 4, 128, 1)
+          --steps N --batch-size N --lr X --layers N --hidden N --seed N   (defaults 3000, 32, 3e-3, 4, 128, 1)
+
+        dotnet run -c Release --project samples/Distill.CrossTokenizer -- merge --parts DIR1,DIR2,... [--output DIR]
+          combines runs that differ only in --seeds (e.g. one process per seed on a busy machine) into one table
         """;
 
     public static (string? Command, Dictionary<string, string> Options) Parse(string[] args)
@@ -58,9 +61,9 @@ internal static class CommandLine
             }
         }
 
-        if (command is not null and not "train-teacher")
+        if (command is not null and not ("train-teacher" or "merge"))
         {
-            throw new ArgumentException($"Unknown command '{command}': the only sub-command is train-teacher (see --help).");
+            throw new ArgumentException($"Unknown command '{command}': the sub-commands are train-teacher and merge (see --help).");
         }
 
         return (command, options);

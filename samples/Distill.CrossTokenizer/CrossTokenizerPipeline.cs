@@ -105,14 +105,23 @@ public sealed class CrossTokenizerPipeline(CrossTokenizerSettings settings, Acti
 
         // 4. The teacher and the untrained student.
         var rows = new List<MethodRow>();
-        var (tEm, tRouge, _) = Scoring.Evaluate(teacher, teacherEval, cancellationToken);
-        rows.Add(MethodRow.From(TeacherRow, [tEm], [tRouge], [0]));
+        var tasks = evalRows.Select(r => r.Task ?? "other").ToList();
+        Dictionary<string, double> ByTask(IEnumerable<IReadOnlyList<(string Answer, double ExactMatch)>> runs)
+        {
+            var list = runs.ToList();
+            return tasks.Distinct().Order(StringComparer.Ordinal).ToDictionary(t => t, t =>
+                list.Average(run => run.Where((_, i) => tasks[i] == t).Average(e => e.ExactMatch)));
+        }
+
+        var (tEm, tRouge, tExamples) = Scoring.Evaluate(teacher, teacherEval, cancellationToken);
+        rows.Add(MethodRow.From(TeacherRow, [tEm], [tRouge], [0]) with { ExactMatchByTask = ByTask([tExamples]) });
         var before = settings.Seeds.Select(seed =>
         {
             using var student = NewStudent(studentTokenizer, seed);
             return Scoring.Evaluate(student, studentEval, cancellationToken);
         }).ToList();
-        rows.Add(MethodRow.From(StudentBeforeRow, [.. before.Select(b => b.ExactMatch)], [.. before.Select(b => b.RougeL)], [.. before.Select(_ => 0.0)]));
+        rows.Add(MethodRow.From(StudentBeforeRow, [.. before.Select(b => b.ExactMatch)], [.. before.Select(b => b.RougeL)], [.. before.Select(_ => 0.0)])
+            with { ExactMatchByTask = ByTask(before.Select(b => b.Examples)) });
         _log(string.Create(CultureInfo.InvariantCulture, $"teacher: EM {tEm:F1}, ROUGE-L {tRouge:F1}; student before: EM {rows[1].ExactMatch.Mean:F1}"));
         phases["score teacher + student before"] = Lap(clock);
 
@@ -123,6 +132,7 @@ public sealed class CrossTokenizerPipeline(CrossTokenizerSettings settings, Acti
             var em = new List<double>();
             var rouge = new List<double>();
             var seconds = new List<double>();
+            var examples = new List<IReadOnlyList<(string Answer, double ExactMatch)>>();
             foreach (var seed in settings.Seeds)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -147,14 +157,18 @@ public sealed class CrossTokenizerPipeline(CrossTokenizerSettings settings, Acti
                 var score = Scoring.Evaluate(student, studentEval, cancellationToken);
                 em.Add(score.ExactMatch);
                 rouge.Add(score.RougeL);
+                examples.Add(score.Examples);
                 _log(string.Create(CultureInfo.InvariantCulture, $"{method} seed {seed}: EM {score.ExactMatch:F1}, ROUGE-L {score.RougeL:F1}, loss {result.LastLoss:F3} ({seconds[^1]:F1} s training)"));
             }
 
-            rows.Add(MethodRow.From(method, em, rouge, seconds));
+            rows.Add(MethodRow.From(method, em, rouge, seconds) with { ExactMatchByTask = ByTask(examples) });
             phases[method] = Lap(clock);
         }
 
-        var report = new CrossTokenizerReport(rows, settings, stats, phases, wall.Elapsed.TotalSeconds, DateTime.UtcNow, Environment.ProcessorCount, Path.GetFileName(teacherDir));
+        var report = new CrossTokenizerReport(rows, settings, stats, phases, wall.Elapsed.TotalSeconds, DateTime.UtcNow, Environment.ProcessorCount, Path.GetFileName(teacherDir))
+        {
+            TaskCounts = tasks.GroupBy(t => t).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count()),
+        };
         report.Write(output);
         return report;
     }

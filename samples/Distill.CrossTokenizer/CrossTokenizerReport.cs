@@ -33,6 +33,9 @@ public sealed record SeedStat(double Mean, double Std, IReadOnlyList<double> Per
 /// <param name="TrainSeconds">Training wall seconds per seed (0 for the teacher and the untrained student).</param>
 public sealed record MethodRow(string Method, SeedStat ExactMatch, SeedStat RougeL, SeedStat TrainSeconds)
 {
+    /// <summary>Gets the exact match (×100, mean over seeds) per bundled task family of the scored rows.</summary>
+    public IReadOnlyDictionary<string, double> ExactMatchByTask { get; init; } = new Dictionary<string, double>();
+
     /// <summary>Builds a row from per-seed values.</summary>
     /// <param name="method">The row name.</param>
     /// <param name="em">EM per seed.</param>
@@ -78,6 +81,9 @@ public sealed record CrossTokenizerReport(
     /// <summary>The JSON file of the report in the run folder.</summary>
     public const string JsonFile = "results.json";
 
+    /// <summary>Gets the number of scored rows per bundled task family.</summary>
+    public IReadOnlyDictionary<string, int> TaskCounts { get; init; } = new Dictionary<string, int>();
+
     /// <summary>Gets a row by name.</summary>
     /// <param name="method">The row name.</param>
     /// <returns>The row.</returns>
@@ -98,6 +104,20 @@ public sealed record CrossTokenizerReport(
         {
             var seconds = r.TrainSeconds.Mean > 0 ? r.TrainSeconds.Mean.ToString("F1", inv) : "—";
             sb.AppendLine(inv, $"| {r.Method} | {r.ExactMatch} | {r.RougeL} | {seconds} |");
+        }
+
+        var tasks = Rows[0].ExactMatchByTask.Keys.ToList();
+        if (tasks.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine(inv, $"EM per task family (mean over seeds; rows per family: {string.Join(", ", tasks.Select(t => $"{t} {TaskCounts.GetValueOrDefault(t)}"))}):");
+            sb.AppendLine();
+            sb.AppendLine("| row | " + string.Join(" | ", tasks) + " |");
+            sb.AppendLine("|---|" + string.Concat(tasks.Select(_ => "---|")));
+            foreach (var r in Rows)
+            {
+                sb.AppendLine(inv, $"| {r.Method} | {string.Join(" | ", tasks.Select(t => r.ExactMatchByTask.GetValueOrDefault(t).ToString("F0", inv)))} |");
+            }
         }
 
         sb.AppendLine();

@@ -9,6 +9,7 @@
 //   dotnet run -c Release --project samples/Distill.CrossTokenizer                     # the comparison (default settings)
 //   dotnet run -c Release --project samples/Distill.CrossTokenizer -- --help           # every option
 //   dotnet run -c Release --project samples/Distill.CrossTokenizer -- train-teacher    # regenerate the shipped teacher
+//   dotnet run -c Release --project samples/Distill.CrossTokenizer -- merge --parts A,B,C --output D   # runs split by seeds → one table
 using Distill.CrossTokenizer;
 using Distill.Runtime;
 
@@ -46,6 +47,18 @@ try
         CommandLine.RejectUnknown(options);
         var dir = TeacherTraining.Run(settings, Console.WriteLine, cancel.Token);
         Console.WriteLine($"teacher written to {dir}");
+        return 0;
+    }
+
+    if (command == "merge")
+    {
+        var parts = CommandLine.List(options, "parts") ?? throw new ArgumentException("merge needs --parts DIR1,DIR2,...");
+        var output = CommandLine.Text(options, "output", Path.Combine("runs", "cross-tokenizer"));
+        CommandLine.RejectUnknown(options);
+        var merged = ReportMerge.Merge([.. parts.Select(ReportMerge.Read)]);
+        Directory.CreateDirectory(output);
+        merged.Write(output);
+        Console.WriteLine(merged.ToMarkdown());
         return 0;
     }
 

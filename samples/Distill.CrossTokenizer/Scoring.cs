@@ -16,8 +16,8 @@ public static class Scoring
     /// <param name="model">The model.</param>
     /// <param name="set">Prompts and references, tokenised with the model's tokenizer (the student side of the dataset).</param>
     /// <param name="cancellationToken">Checked between batches.</param>
-    /// <returns>EM and ROUGE-L (×100), and each example's decoded answer.</returns>
-    public static (double ExactMatch, double RougeL, IReadOnlyList<string> Answers) Evaluate(CausalLM model, TokenizedDataset set, CancellationToken cancellationToken = default)
+    /// <returns>EM and ROUGE-L (×100), and each example's decoded answer and exact match (0 or 100), in dataset order.</returns>
+    public static (double ExactMatch, double RougeL, IReadOnlyList<(string Answer, double ExactMatch)> Examples) Evaluate(CausalLM model, TokenizedDataset set, CancellationToken cancellationToken = default)
     {
         var eos = TokenizedDataset.PadId(set.StudentTokenizer);
         var report = GenerationEvaluation.Evaluate(model, set, [new DskdExactMatchMetric(), new RougeLMetric()], new GenerationEvaluationOptions
@@ -27,7 +27,8 @@ public static class Scoring
             StopText = null,
             Generation = new GenerationOptions { MaxNewTokens = MaxNewTokens, EosTokenIds = [eos], PadTokenId = eos },
         }, cancellationToken: cancellationToken);
-        var answers = report.Runs[0].Predictions.OrderBy(p => int.Parse(p.Id, System.Globalization.CultureInfo.InvariantCulture)).Select(p => p.Prediction).ToList();
+        var answers = report.Runs[0].Predictions.OrderBy(p => int.Parse(p.Id, System.Globalization.CultureInfo.InvariantCulture))
+            .Select(p => (p.Prediction, 100 * p.Scores[DskdExactMatchMetric.MetricName])).ToList();   // per-example scores are unscaled (0 or 1)
         return (report.Metrics[DskdExactMatchMetric.MetricName].Mean, report.Metrics[RougeLMetric.MetricName].Mean, answers);
     }
 }

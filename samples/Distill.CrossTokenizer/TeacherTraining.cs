@@ -21,7 +21,7 @@ public sealed record TeacherSettings
     public int Hidden { get; init; } = 128;
 
     /// <summary>Gets the optimizer steps.</summary>
-    public int Steps { get; init; } = 4000;
+    public int Steps { get; init; } = 3000;
 
     /// <summary>Gets the micro-batch size.</summary>
     public int BatchSize { get; init; } = 32;
