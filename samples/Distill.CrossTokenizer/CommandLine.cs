@@ -12,8 +12,9 @@ internal static class CommandLine
           --teacher DIR          teacher HF folder (default: the shipped samples/teachers/bpe-4x128)
           --output DIR           run folder: teacher-answer cache, results.md, results.json (default runs/cross-tokenizer)
           --seeds 1,2,3          student seeds (weights and batch order); mean ± std over them
-          --labelled N           labelled rows: the first N rows of the bundled training split (default 200)
-          --prompts N            unlabelled prompts answered by the teacher: the next N rows, labels ignored (default 1800)
+          --tasks a,b,...|all    bundled task families (default uppercase,count,capital,opposite,multiply)
+          --labelled N           labelled rows: the first N training rows of those families (default 40)
+          --prompts N            unlabelled prompts answered by the teacher: the next N rows, labels hidden (default: all the rest)
           --steps N              optimizer steps of every student run (default 400)
           --batch-size N         micro-batch size (default 16)
           --lr X                 student peak learning rate (default 3e-3)
@@ -21,11 +22,12 @@ internal static class CommandLine
           --student-hidden N     student width (default 64)
           --methods a,b,...      rows to train: sft, seqkd, uld, uld_dskd, min_ed, dskd_cma (default all)
           --split test|dev       split scored for the table (dev: for picking settings; default test)
-          --eval-examples N      rows of that split scored (default 200 = all)
+          --eval-examples N      rows of that split scored (default: all rows of the families)
 
         dotnet run -c Release --project samples/Distill.CrossTokenizer -- train-teacher [options]
           --output DIR           (default samples/teachers/bpe-4x128)
-          --steps N --batch-size N --lr X --layers N --hidden N --seed N   (defaults 3000, 32, 3e-3, 4, 128, 1)
+          --steps N --batch-size N --lr X --layers N --hidden N --seed N   (defaults 1200, 32, 3e-3, 4, 128, 1)
+          --tasks a,b,...|all    (default uppercase,count,capital,opposite,multiply)
 
         dotnet run -c Release --project samples/Distill.CrossTokenizer -- merge --parts DIR1,DIR2,... [--output DIR]
           combines runs that differ only in --seeds (e.g. one process per seed on a busy machine) into one table

@@ -14,7 +14,8 @@ internal static class CrossTokenizerCommand
             OutputDirectory = CommandLine.Text(options, "output", d.OutputDirectory),
             Seeds = CommandLine.List(options, "seeds")?.Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var x) ? x : throw new ArgumentException($"--seeds expects integers, got '{s}'.")).ToList() ?? d.Seeds,
             Labelled = CommandLine.Int(options, "labelled", d.Labelled),
-            Prompts = CommandLine.Int(options, "prompts", d.Prompts),
+            Prompts = options.ContainsKey("prompts") ? CommandLine.Int(options, "prompts", 0) : null,
+            Tasks = CommandLine.List(options, "tasks") is { } t ? Tasks.Parse(t) : d.Tasks,
             Steps = CommandLine.Int(options, "steps", d.Steps),
             BatchSize = CommandLine.Int(options, "batch-size", d.BatchSize),
             LearningRate = CommandLine.Double(options, "lr", d.LearningRate),
@@ -22,7 +23,7 @@ internal static class CrossTokenizerCommand
             StudentHidden = CommandLine.Int(options, "student-hidden", d.StudentHidden),
             Methods = CommandLine.List(options, "methods") ?? d.Methods,
             Split = CommandLine.Text(options, "split", d.Split),
-            EvalExamples = CommandLine.Int(options, "eval-examples", d.EvalExamples),
+            EvalExamples = options.ContainsKey("eval-examples") ? CommandLine.Int(options, "eval-examples", 0) : null,
         };
         CommandLine.RejectUnknown(options);
         var report = new CrossTokenizerPipeline(settings, line => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {line}")).Run(cancellationToken);

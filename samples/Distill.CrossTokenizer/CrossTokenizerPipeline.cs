@@ -75,10 +75,16 @@ public sealed class CrossTokenizerPipeline(CrossTokenizerSettings settings, Acti
 
         // 2. Data: the labelled rows, the unlabelled prompts (labels dropped), the scored split.
         var template = InstructionTemplate.Compact;
-        var trainRows = BundledData.Load(BundledSplit.Train);
+        var trainRows = Tasks.Load(BundledSplit.Train, settings.Tasks);
+        var promptCount = settings.Prompts ?? Math.Max(0, trainRows.Count - settings.Labelled);
+        if (settings.Labelled + promptCount > trainRows.Count)
+        {
+            throw new ArgumentException($"--labelled {settings.Labelled} + --prompts {promptCount} exceed the {trainRows.Count} bundled training rows of the task families {string.Join(", ", settings.Tasks)}.");
+        }
+
         var labelled = trainRows.Take(settings.Labelled).ToList();
-        var prompts = trainRows.Skip(settings.Labelled).Take(settings.Prompts).ToList();
-        var evalRows = BundledData.Load(settings.Split == "dev" ? BundledSplit.Dev : BundledSplit.Test).Take(settings.EvalExamples).ToList();
+        var prompts = trainRows.Skip(settings.Labelled).Take(promptCount).ToList();
+        var evalRows = Tasks.Load(settings.Split == "dev" ? BundledSplit.Dev : BundledSplit.Test, settings.Tasks).Take(settings.EvalExamples ?? int.MaxValue).ToList();
         _log($"teacher {Path.GetFileName(teacherDir)} ({teacherTokenizer.VocabSize} ids), student bytes ({studentTokenizer.VocabSize} ids); {labelled.Count} labelled rows, {prompts.Count} unlabelled prompts, {evalRows.Count} {settings.Split} rows");
         phases["load"] = Lap(clock);
 

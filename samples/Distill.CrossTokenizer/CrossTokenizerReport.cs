@@ -96,7 +96,7 @@ public sealed record CrossTokenizerReport(
         var s = Settings;
         var sb = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
-        sb.AppendLine(inv, $"Cross-tokenizer distillation, bundled data: teacher `{Teacher}` (BPE, 512 ids) → {s.StudentLayers}×{s.StudentHidden} GPT-2 student (bytes, 257 ids); {s.Labelled} labelled rows + {TeacherAnswers.Kept} teacher answers to {TeacherAnswers.Generated} unlabelled prompts; {s.Steps} steps × batch {s.BatchSize}, lr {s.LearningRate}; greedy answers on {s.EvalExamples} {s.Split} rows; mean ± std over seeds {string.Join(", ", s.Seeds)}.");
+        sb.AppendLine(inv, $"Cross-tokenizer distillation, bundled data: teacher `{Teacher}` (BPE, 512 ids) → {s.StudentLayers}×{s.StudentHidden} GPT-2 student (bytes, 257 ids); {s.Labelled} labelled rows + {TeacherAnswers.Kept} teacher answers to {TeacherAnswers.Generated} unlabelled prompts; {s.Steps} steps × batch {s.BatchSize}, lr {s.LearningRate}; greedy answers on {TaskCounts.Values.Sum()} {s.Split} rows of the task families {(s.Tasks.Count == 0 ? "(all)" : string.Join(", ", s.Tasks))}; mean ± std over seeds {string.Join(", ", s.Seeds)}.");
         sb.AppendLine();
         sb.AppendLine("| row | EM | ROUGE-L | train s / seed |");
         sb.AppendLine("|---|---|---|---|");

@@ -15,11 +15,14 @@ public sealed record CrossTokenizerSettings
     /// <summary>Gets the student seeds (initial weights and batch order); the table reports mean ± sample std over them.</summary>
     public IReadOnlyList<int> Seeds { get; init; } = [1, 2, 3];
 
-    /// <summary>Gets the labelled rows: the first this many rows of the bundled training split (the quickstart's rule: file order, which the generator shuffled).</summary>
-    public int Labelled { get; init; } = 200;
+    /// <summary>Gets the bundled task families of every split (each row's <c>task</c>); empty = all. Default: <see cref="Tasks.Learnable"/>, as the teacher.</summary>
+    public IReadOnlyList<string> Tasks { get; init; } = CrossTokenizer.Tasks.Learnable;
 
-    /// <summary>Gets the unlabelled prompts: the next this many training rows, whose labels are ignored and replaced by the teacher's answers.</summary>
-    public int Prompts { get; init; } = 1800;
+    /// <summary>Gets the labelled rows: the first this many training rows of <see cref="Tasks"/> (file order, which the generator shuffled).</summary>
+    public int Labelled { get; init; } = 40;
+
+    /// <summary>Gets the unlabelled prompts: the next this many training rows of <see cref="Tasks"/>, whose labels are hidden and replaced by the teacher's answers; <see langword="null"/> = all the remaining rows.</summary>
+    public int? Prompts { get; init; }
 
     /// <summary>Gets the optimizer steps of every student run.</summary>
     public int Steps { get; init; } = 400;
@@ -42,8 +45,8 @@ public sealed record CrossTokenizerSettings
     /// <summary>Gets the split scored for the table: <c>test</c>, or <c>dev</c> when picking settings.</summary>
     public string Split { get; init; } = "test";
 
-    /// <summary>Gets the rows of <see cref="Split"/> scored (the first this many; 200 = all).</summary>
-    public int EvalExamples { get; init; } = 200;
+    /// <summary>Gets the rows of <see cref="Split"/> (of <see cref="Tasks"/>) scored: the first this many; <see langword="null"/> = all.</summary>
+    public int? EvalExamples { get; init; }
 
     /// <summary>Checks the settings.</summary>
     /// <returns>One message per problem; empty when valid.</returns>
@@ -60,9 +63,9 @@ public sealed record CrossTokenizerSettings
             problems.Add("--seeds has a repeated seed.");
         }
 
-        if (Labelled < 1 || Prompts < 0 || Labelled + Prompts > 2000)
+        if (Labelled < 1 || Prompts < 0)
         {
-            problems.Add($"--labelled ({Labelled}) must be ≥ 1 and --prompts ({Prompts}) ≥ 0, together at most the 2000 bundled training rows.");
+            problems.Add($"--labelled ({Labelled}) must be ≥ 1 and --prompts ({Prompts}) ≥ 0.");
         }
 
         if (Steps < 1 || BatchSize < 1 || StudentLayers < 1 || StudentHidden < 32 || StudentHidden % 32 != 0)
@@ -85,9 +88,9 @@ public sealed record CrossTokenizerSettings
             problems.Add($"--split must be test or dev, got '{Split}'.");
         }
 
-        if (EvalExamples is < 1 or > 200)
+        if (EvalExamples is < 1)
         {
-            problems.Add("--eval-examples must be in 1..200.");
+            problems.Add("--eval-examples must be ≥ 1.");
         }
 
         return problems;

@@ -43,6 +43,7 @@ try
             BatchSize = CommandLine.Int(options, "batch-size", defaults.BatchSize),
             LearningRate = CommandLine.Double(options, "lr", defaults.LearningRate),
             Seed = CommandLine.Int(options, "seed", defaults.Seed),
+            Tasks = CommandLine.List(options, "tasks") is { } t ? Tasks.Parse(t) : defaults.Tasks,
         };
         CommandLine.RejectUnknown(options);
         var dir = TeacherTraining.Run(settings, Console.WriteLine, cancel.Token);

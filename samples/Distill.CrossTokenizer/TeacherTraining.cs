@@ -20,8 +20,11 @@ public sealed record TeacherSettings
     /// <summary>Gets the hidden size.</summary>
     public int Hidden { get; init; } = 128;
 
+    /// <summary>Gets the bundled task families trained on (each row's <c>task</c>); empty = all. Default: <see cref="Tasks.Learnable"/>.</summary>
+    public IReadOnlyList<string> Tasks { get; init; } = CrossTokenizer.Tasks.Learnable;
+
     /// <summary>Gets the optimizer steps.</summary>
-    public int Steps { get; init; } = 3000;
+    public int Steps { get; init; } = 1200;
 
     /// <summary>Gets the micro-batch size.</summary>
     public int BatchSize { get; init; } = 32;
@@ -37,8 +40,8 @@ public sealed record TeacherSettings
 }
 
 /// <summary>
-/// Trains the sample's teacher from scratch: a GPT-2 on tokenizer B (the bundled trained BPE, 512 ids), SFT on all 2 000
-/// labelled rows of the bundled training split, and writes it as an HF folder (config.json, model.safetensors,
+/// Trains the sample's teacher from scratch: a GPT-2 on tokenizer B (the bundled trained BPE, 512 ids), SFT on the
+/// bundled training rows of the chosen task families, and writes it as an HF folder (config.json, model.safetensors,
 /// tokenizer.json, tokenizer_config.json) plus <c>teacher-card.json</c> (settings, time, dev scores). Single-threaded and
 /// seeded: the same settings give the same weights.
 /// </summary>
@@ -58,8 +61,8 @@ public static class TeacherTraining
         ArgumentNullException.ThrowIfNull(log);
         var tokenizer = BundledData.TokenizerB();
         var template = InstructionTemplate.Compact;
-        var train = TokenizedDataset.Create(BundledData.Load(BundledSplit.Train).Select(template.Apply), tokenizer, null, Models.MaxLength, Models.MaxPromptLength);
-        var dev = TokenizedDataset.Create(BundledData.Load(BundledSplit.Dev).Select(template.Apply), tokenizer, null, Models.MaxLength, Models.MaxPromptLength);
+        var train = TokenizedDataset.Create(CrossTokenizer.Tasks.Load(BundledSplit.Train, settings.Tasks).Select(template.Apply), tokenizer, null, Models.MaxLength, Models.MaxPromptLength);
+        var dev = TokenizedDataset.Create(CrossTokenizer.Tasks.Load(BundledSplit.Dev, settings.Tasks).Select(template.Apply), tokenizer, null, Models.MaxLength, Models.MaxPromptLength);
         using var teacher = AutoCausalLM.FromConfig(Models.Gpt2(tokenizer, settings.Layers, settings.Hidden), settings.Seed);
         var clock = Stopwatch.StartNew();
         var workDir = settings.WorkDirectory;
@@ -90,7 +93,9 @@ public static class TeacherTraining
         var card = new
         {
             description = "GPT-2 teacher of samples/Distill.CrossTokenizer on the bundled BPE tokenizer (tokenizer B), SFT on the 2000 bundled training rows (compact template)",
-            command = string.Create(CultureInfo.InvariantCulture, $"dotnet run -c Release --project samples/Distill.CrossTokenizer -- train-teacher --steps {settings.Steps} --seed {settings.Seed}"),
+            command = string.Create(CultureInfo.InvariantCulture, $"dotnet run -c Release --project samples/Distill.CrossTokenizer -- train-teacher --steps {settings.Steps} --seed {settings.Seed} --tasks {(settings.Tasks.Count == 0 ? "all" : string.Join(",", settings.Tasks))}"),
+            tasks = settings.Tasks,
+            trainRows = train.Count,
             layers = settings.Layers,
             hidden = settings.Hidden,
             steps = settings.Steps,
