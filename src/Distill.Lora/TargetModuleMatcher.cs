@@ -21,7 +21,7 @@ internal static class TargetModuleMatcher
         }
 
         // Adapters never go on modules_to_save modules or inside them: "(^|.*\.){m}($|\..*)".
-        if (config.ModulesToSave is { Count: > 0 } mts && mts.Any(m => Regex.IsMatch(key, $"^(.*\\.)?{m}($|\\..*)", RegexOptions.None, RegexTimeout)))
+        if (config.ModulesToSave is { Count: > 0 } mts && mts.Any(m => Matches("modules_to_save", m, key, $"^(.*\\.)?{m}($|\\..*)")))
         {
             return false;
         }
@@ -135,7 +135,7 @@ internal static class TargetModuleMatcher
 
         foreach (var p in layersPattern)
         {
-            var m = Regex.Match(key, $@"^.*?\.{p}\.(\d+)\.", RegexOptions.None, RegexTimeout);
+            var m = Match("layers_pattern", p, key, $@"^.*?\.{p}\.(\d+)\.");
             if (m.Success)
             {
                 return int.Parse(m.Groups[1].ValueSpan, System.Globalization.CultureInfo.InvariantCulture);
@@ -146,10 +146,31 @@ internal static class TargetModuleMatcher
     }
 
     // Python re.fullmatch.
-    private static bool FullMatch(string pattern, string key) => Regex.IsMatch(key, $"^(?:{pattern})\\z", RegexOptions.None, RegexTimeout);
+    private static bool FullMatch(string pattern, string key) => Matches("target_modules/exclude_modules", pattern, key, $"^(?:{pattern})\\z");
 
     // PEFT get_pattern_key: re.match(rf"(.*\.)?({key})$", name).
-    private static bool EndMatch(string pattern, string key) => Regex.IsMatch(key, $"^(.*\\.)?({pattern})\\z", RegexOptions.None, RegexTimeout);
+    private static bool EndMatch(string pattern, string key) => Matches("rank_pattern/alpha_pattern", pattern, key, $"^(.*\\.)?({pattern})\\z");
+
+    private static bool Matches(string field, string pattern, string key, string regex) => Match(field, pattern, key, regex).Success;
+
+    // A user pattern that is not a valid .NET regex, or that backtracks past the timeout, names the config field, the
+    // pattern and the module instead of surfacing a bare RegexParseException / RegexMatchTimeoutException.
+    private static Match Match(string field, string pattern, string key, string regex)
+    {
+        try
+        {
+            return Regex.Match(key, regex, RegexOptions.None, RegexTimeout);
+        }
+        catch (RegexMatchTimeoutException e)
+        {
+            throw new ArgumentException(
+                $"LoRA config {field} pattern '{pattern}' took longer than {RegexTimeout.TotalSeconds:0.#} s to match module '{key}' (catastrophic backtracking); simplify the pattern.", e);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"LoRA config {field} pattern '{pattern}' is not a valid regular expression: {e.Message}", e);
+        }
+    }
 
     /// <summary>Python's lexicographic ordering of lists of strings.</summary>
     private sealed class SuffixListComparer : IComparer<List<string>>

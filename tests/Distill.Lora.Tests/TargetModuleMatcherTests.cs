@@ -49,6 +49,33 @@ public sealed class TargetModuleMatcherTests
     }
 
     [Fact]
+    public void IsTarget_InvalidPattern_NamesFieldAndPattern()
+    {
+        var c = new LoraConfig { TargetModulesPattern = @"model\.(layers" };
+
+        var e = Assert.Throws<ArgumentException>(() => TargetModuleMatcher.IsTarget(c, "model.layers.0.q_proj"));
+
+        Assert.Contains("target_modules", e.Message, StringComparison.Ordinal);
+        Assert.Contains(@"model\.(layers", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RankAndAlpha_CatastrophicPattern_TimesOutWithClearError()
+    {
+        // (a+)+x against 40 a's and no x backtracks 2^40 ways: the 1 s match timeout fires, and the error names the field,
+        // the pattern and the module instead of a bare RegexMatchTimeoutException.
+        var c = new LoraConfig { TargetModules = ["q_proj"], RankPattern = { ["(a+)+x"] = 4 } };
+        var key = new string('a', 40);
+
+        var e = Assert.Throws<ArgumentException>(() => TargetModuleMatcher.RankAndAlpha(c, key));
+
+        Assert.Contains("rank_pattern", e.Message, StringComparison.Ordinal);
+        Assert.Contains("(a+)+x", e.Message, StringComparison.Ordinal);
+        Assert.Contains(key, e.Message, StringComparison.Ordinal);
+        Assert.IsType<System.Text.RegularExpressions.RegexMatchTimeoutException>(e.InnerException);
+    }
+
+    [Fact]
     public void IsTarget_ExcludedOrModuleToSave_IsFalse()
     {
         var c = new LoraConfig { TargetModulesPattern = ".*proj|lm_head|score.*", ExcludeModules = ["o_proj"], ModulesToSave = ["lm_head", "score"] };
