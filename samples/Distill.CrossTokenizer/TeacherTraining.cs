@@ -92,7 +92,7 @@ public static class TeacherTraining
         teacher.SavePretrained(temp, tokenizer);
         var card = new
         {
-            description = "GPT-2 teacher of samples/Distill.CrossTokenizer on the bundled BPE tokenizer (tokenizer B), SFT on the 2000 bundled training rows (compact template)",
+            description = "GPT-2 teacher of samples/Distill.CrossTokenizer on the bundled BPE tokenizer (tokenizer B), SFT on the bundled training rows of the task families below (compact template)",
             command = string.Create(CultureInfo.InvariantCulture, $"dotnet run -c Release --project samples/Distill.CrossTokenizer -- train-teacher --steps {settings.Steps} --seed {settings.Seed} --tasks {(settings.Tasks.Count == 0 ? "all" : string.Join(",", settings.Tasks))}"),
             tasks = settings.Tasks,
             trainRows = train.Count,
