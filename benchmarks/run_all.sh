@@ -4,7 +4,7 @@
 #   torch_ref.json benchmarks/torch_ref/bench.py (calibration, KD kernels, GPT-2 training step naive + chunked)
 #   csharp_kd.json Distill.Benchmarks kd (same calibration and KD grid)
 #   csharp_models.json Distill.Benchmarks train (GPT-2 training step naive + chunked objective)
-# then prints compare.py for both C# files. Usage: run_all.sh RUN_ID [--quick] [--repeats K] [--threads T] [--no-check]
+# then prints compare.py for both C# files and make_tables.py (tables + issue-17 verdict) for the run. Usage: run_all.sh RUN_ID [--quick] [--repeats K] [--threads T] [--no-check]
 # (--no-check skips the chunked-vs-naive value check inside the KD workers; the unit tests cover it).
 # Environment: KD_GRID (C# KD grid, default the three issue shapes), REF_KD_GRID (the reference's, default KD_GRID),
 # TRAIN_LAYERS (default 12), BENCH_NOTE (free text stored in host.json: say what else ran on the host).
@@ -47,3 +47,4 @@ load_end=$(load)
 python3 "$here/write_host.py" "$out" --load-start "$load_start" --load-end "$load_end" --threads "$threads"
 python3 "$here/compare.py" "$out/torch_ref.json" "$out/csharp_kd.json"
 python3 "$here/compare.py" "$out/torch_ref.json" "$out/csharp_models.json"
+python3 "$here/make_tables.py" --run "$id"   # the README tables and the issue-17 verdict for this run (stdout)

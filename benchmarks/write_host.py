@@ -3,7 +3,8 @@
 facts: CPU, platform, threads, load average before and after, each side's BLAS and versions, sgemm calibration, commit,
 and a free-text note (env BENCH_NOTE: say what else ran on the host).
 
-usage: write_host.py RUN_FOLDER [--load-start "1.0 2.0 3.0"] [--load-end "..."] [--threads 2]
+usage: write_host.py RUN_FOLDER [--load-start "1.0 2.0 3.0"] [--load-end "..."] [--threads 2] [--csharp csharp_kd.json]
+(--csharp: the Distill result file that describes the C# side, for runs that have no csharp_kd.json)
 """
 import argparse
 import json
@@ -26,9 +27,10 @@ def main():
     ap.add_argument("--load-start")
     ap.add_argument("--load-end")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--csharp", default="csharp_kd.json")
     args = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
-    ref, kd = read(args.folder, "torch_ref.json"), read(args.folder, "csharp_kd.json")
+    ref, kd = read(args.folder, "torch_ref.json"), read(args.folder, args.csharp)
     commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     with open("/proc/loadavg") as f:
         now = [float(x) for x in f.read().split()[:3]]

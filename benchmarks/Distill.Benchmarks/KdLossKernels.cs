@@ -1,3 +1,4 @@
+using Distill.Losses;
 using Distill.Losses.Kernels;
 using static TorchSharp.torch;
 
@@ -39,12 +40,42 @@ internal static class KdLossKernels
     }
 
     /// <summary>(b) chunked: Distill's fused lm_head + forward-KL kernel (custom autograd function), chunk rows at a time.</summary>
-    internal static float Chunked(Tensor h, Tensor w, Tensor t, Tensor labels, int chunk)
+    /// <remarks><paramref name="bfloat16"/>: the kernel's matrix products in bfloat16 (<c>LossesOptions.ChunkedBfloat16Matmuls</c>; variant <c>chunked_bf16</c>).</remarks>
+    internal static float Chunked(Tensor h, Tensor w, Tensor t, Tensor labels, int chunk, bool bfloat16 = false)
     {
         h.grad = null;
         w.grad = null;
         using var scope = NewDisposeScope();
-        var loss = FusedLinearDivergence.Apply(h, w, null, new TeacherSource(t), labels, new ForwardKlChunkDivergence(kdRate: 1.0, temperature: 1.0), chunk);
+        var loss = FusedLinearDivergence.Apply(h, w, null, new TeacherSource(t), labels, new ForwardKlChunkDivergence(kdRate: 1.0, temperature: 1.0), chunk, bfloat16: bfloat16);
+        loss.backward();
+        return loss.item<float>();
+    }
+
+    /// <summary>
+    /// The sparse teacher of bench.py's inputs: the top-<paramref name="k"/> of log_softmax(t) (ids, log-probs) and the log of
+    /// the remaining mass, as an offline cache stores them ([N, K], [N, K], [N]).
+    /// </summary>
+    internal static (Tensor Ids, Tensor LogProbs, Tensor LogTail) TopK(Tensor t, long k)
+    {
+        using var scope = NewDisposeScope();
+        var logP = t.log_softmax(-1);
+        var (values, ids) = logP.topk((int)k);
+        var tail = logP.scatter(-1, ids, full_like(values, double.NegativeInfinity)).logsumexp(-1);
+        return (ids.DetachFromDisposeScope(), values.DetachFromDisposeScope(), tail.DetachFromDisposeScope());
+    }
+
+    /// <summary>
+    /// (c) sparse chunked: the same fused kernel against top-k teacher rows (<c>sparse_forward_kl_chunked</c>'s chunk loss,
+    /// pure KD at T = 1): no [N, V] teacher tensor is read.
+    /// </summary>
+    internal static float SparseChunked(Tensor h, Tensor w, (Tensor Ids, Tensor LogProbs, Tensor LogTail) teacher, Tensor labels, int chunk, SparseTailHandling tail)
+    {
+        h.grad = null;
+        w.grad = null;
+        using var scope = NewDisposeScope();
+        var options = new SparseTopKOptions { KdRate = 1.0, Temperature = 1.0, TailHandling = tail };
+        var loss = FusedLinearDivergence.Apply(
+            h, w, null, TeacherSource.Sparse(teacher.Ids, teacher.LogProbs, teacher.LogTail), labels, new SparseChunkDivergence("sparse_forward_kl", options), chunk);
         loss.backward();
         return loss.item<float>();
     }

@@ -7,6 +7,9 @@ using Distill.Runtime;
 //   kd [flags]                calibration + KD loss grid (naive vs chunked, time and child-process peak RSS)
 //   kd-worker ...             internal: one KD variant/shape in a fresh process
 //   gen|forward|train|models  GPT-2-small-shaped generation / forward / training step (naive and chunked objective) [--layers 12 --prompt 32 --new 64 --batch 4 --seq 128 --out FILE]
+//   kd-profile [--chunks ...]  the fused forward-KL kernel's chunk loop, time per phase and chunk size
+//   bf16 [--shapes CxHxV,...]  float32 vs bfloat16 matrix products of the fused kernel's chunk (time, logits error)
+//   onpolicy [--quick] [...]  time split of an on-policy (GKD) step: student generation / teacher forward / student fwd+bwd+step
 //   threads [--steps 8]       CPU threading default vs torch's, as-is and with every core busy (child process per config)
 //   bdn [BDN args]            BenchmarkDotNet (e.g. bdn --filter *KdLoss*)
 DistillRuntime.EnsureNativeRuntime();
@@ -23,10 +26,18 @@ switch (args[0])
         return KdReferenceBench.Worker(args[1..]);
     case "threads":
         return ThreadsBench.Run(args[1..]);
+    case "bf16":
+        return Bf16Probe.Run(args[1..]);
+    case "kd-profile":
+        return KdProfile.Run(args[1..]);
     case "threads-worker":
         return ThreadsBench.Worker(args[1..]);
     case "bdn":
         BenchmarkSwitcher.FromAssembly(typeof(KdLossBenchmark).Assembly).Run(args[1..]);
+        return 0;
+    case "onpolicy":
+        var onPolicy = ForwardBenchmarkHarness.ParseOptions([.. args[1..].Where(a => a != "--quick")]);
+        ForwardBenchmarkHarness.Emit(args.Contains("--quick") ? OnPolicyBenchmark.Quick(onPolicy) : onPolicy, OnPolicyBenchmark.Run);
         return 0;
     case "gen" or "forward" or "train" or "models":
         var options = ForwardBenchmarkHarness.ParseOptions(args[1..]);
@@ -55,7 +66,9 @@ static int Usage()
 {
     Console.Error.WriteLine("usage: Distill.Benchmarks kd [--quick] [--kd-grid NxHxV,...] [--out FILE]");
     Console.Error.WriteLine("       Distill.Benchmarks gen|forward|train|models [--threads 2] [--warmup 1] [--repeats 3] [--layers 12] [--prompt 32] [--new 64] [--batch 4] [--seq 128] [--seed 0] [--out FILE]");
+    Console.Error.WriteLine("       Distill.Benchmarks onpolicy [--quick] [--threads 2] [--layers 12] [--prompt 32] [--new 64] [--batch 4] [--repeats 3]");
     Console.Error.WriteLine("       Distill.Benchmarks threads [--steps 8] [--out FILE]");
+    Console.Error.WriteLine("       Distill.Benchmarks bf16 [--shapes 128x1024x32000,...] [--repeats 5] [--out FILE]");
     Console.Error.WriteLine("       Distill.Benchmarks bdn [BenchmarkDotNet args]");
     return 2;
 }

@@ -19,7 +19,7 @@ namespace Distill.Losses;
 /// the ignored positions, as its code does.</item>
 /// <item><c>gkd_jsd</c>: scored tokens — TRL's <c>generalized_jsd_loss</c> with <c>batchmean</c> over the non-masked tokens.</item>
 /// <item><c>sft</c>, <c>seqkd</c>: scored tokens — HF causal-LM mean token cross-entropy.</item>
-/// <item><c>atkd</c>: 1 — its easy/hard groups have their own normalisers, so the loss is a per-micro-batch mean, averaged
+/// <item><c>atkd</c>, <c>atkd_chunked</c>: 1 — its easy/hard groups have their own normalisers, so the loss is a per-micro-batch mean, averaged
 /// over micro-batches as HF Trainer does.</item>
 /// <item><c>uld</c>: 1 — llm-recipes' loss is a per-batch mean (<c>loss / gradient_accumulation_steps</c>).</item>
 /// </list>
@@ -61,7 +61,7 @@ public static class DistillObjectives
         foreach (var d in declarations)
         {
             yield return (d.Name, (o, l) => d.Create(o, l));
-            if (d.IsTokenLevel && d.HasChunkedVariant)
+            if (d.ServesChunked)
             {
                 yield return (d.Name + ObjectiveNames.ChunkedSuffix, (o, l) => d.CreateChunked(o, l));
             }
@@ -104,6 +104,12 @@ public static class DistillObjectives
             OptionsSection = nameof(LossesOptions.Atkd),
             Factory = (o, logger) => new AtkdObjective(o, logger),
             Quirk = o => AtkdQuirks.Describe(ObjectiveNames.Atkd, o),
+            Labels = AtkdQuirks.Labels,
+
+            // atkd_chunked: two passes over the chunks (teacher statistics, then loss and gradients); the kernel sums L·N.
+            Chunk = o => new AtkdChunkDivergence(
+                o.Atkd.Alpha, o.Atkd.StudentTemperature, o.Atkd.TeacherTemperature, o.Atkd.Setting == AtkdSetting.Reverse, o.Atkd.OfficialCompatibility),
+            ChunkedNormalizer = ChunkedNormalization.MicroBatchMean,
         },
 
         // GKD's generalised JSD(β) as TRL (section Gkd), pure KD.
@@ -174,6 +180,9 @@ public static class DistillObjectives
         OptionsSection = nameof(LossesOptions.Sparse),
         Requirements = SparseKdObjective.SparseRequirements,
         Factory = (o, _) => new SparseKdObjective(name, o.Sparse),
+
+        // <name>_chunked: student hidden states × lm_head chunk by chunk against the top-k rows; no [tokens × V] teacher tensor.
+        Chunk = o => new SparseChunkDivergence(name, o.Sparse),
     };
 
     private static ObjectiveDeclaration Sft(string name) => new()

@@ -36,6 +36,19 @@ public sealed class LossesOptions
     /// <value>The default is <see langword="true"/>. Teacher logits are used when present either way.</value>
     public bool ChunkedTeacherFromHiddenStates { get; set; } = true;
 
+    /// <summary>
+    /// Gets or sets a value indicating whether the fused chunked kernels run their [rows, ·]-shaped matrix products (student
+    /// logits, dL/dh; the teacher's chunk logits from hidden states) in bfloat16 when the lm_head is float32: inputs rounded
+    /// to bfloat16, products accumulated in float32 by libtorch and returned in bfloat16, then converted to float32. dL/dW
+    /// stays a float32 product accumulated in place.
+    /// </summary>
+    /// <value>The default is <see langword="false"/> (float32 products).</value>
+    /// <remarks>
+    /// Faster on CPUs with AVX-512 BF16 or AMX and on GPUs; the logits then carry a relative error of about 2⁻⁸ (bfloat16's
+    /// 8-bit significand) and the gradients a few times that. Measured accuracy and speed: docs/kernels.md.
+    /// </remarks>
+    public bool ChunkedBfloat16Matmuls { get; set; }
+
     /// <summary>Gets the options of the DSKD divergence family.</summary>
     [ValidateObjectMembers]
     public DivergenceKdOptions Divergence { get; init; } = new();

@@ -15,6 +15,19 @@ namespace Distill.Losses;
 /// <returns>[...] float32.</returns>
 public delegate Tensor TokenLoss(Tensor studentLogits, Tensor? teacherLogits, Tensor labels);
 
+/// <summary>How a chunked objective reports the fused kernel's summed loss.</summary>
+internal enum ChunkedNormalization
+{
+    /// <summary><c>LossSum</c> = the kernel's sum, <c>Normalizer</c> = the scored tokens (token-level objectives).</summary>
+    ScoredTokens,
+
+    /// <summary>
+    /// <c>LossSum</c> = the kernel's sum divided by the scored tokens N (0 when N = 0), <c>Normalizer</c> = 1: objectives whose
+    /// loss is a per-micro-batch mean (ATKD, whose chunk loss sums L·N).
+    /// </summary>
+    MicroBatchMean,
+}
+
 /// <summary>One weighted term of a token-level objective: <c>LossSum = Σ Weight · Σ_scored PerToken</c>.</summary>
 /// <param name="Metric">The metric name the term's sum is reported under (e.g. <c>ce</c>, <c>kd</c>).</param>
 /// <param name="Weight">The term's weight in the loss.</param>
@@ -55,7 +68,10 @@ public sealed record ObjectiveDeclaration
     /// <summary>Gets the constructor of an objective that is not token-level, or <see langword="null"/> for token-level objectives.</summary>
     public Func<LossesOptions, ILogger, IDistillationObjective>? Factory { get; init; }
 
-    /// <summary>Gets a value indicating whether a fused <c>&lt;name&gt;_chunked</c> variant is registered (token-level objectives only).</summary>
+    /// <summary>
+    /// Gets a value indicating whether a fused <c>&lt;name&gt;_chunked</c> variant is registered: for token-level objectives, and
+    /// for built-in batch-level objectives that declare a chunk loss (<c>atkd</c>, the sparse top-k objectives).
+    /// </summary>
     /// <value>The default is <see langword="true"/>.</value>
     public bool HasChunkedVariant { get; init; } = true;
 
@@ -71,8 +87,19 @@ public sealed record ObjectiveDeclaration
     /// <summary>Gets an optional description of an active compatibility quirk, logged once when the objective is created.</summary>
     public Func<LossesOptions, string?>? Quirk { get; init; }
 
-    /// <summary>Gets an optional closed-form chunk loss for the fused kernel (otherwise the kernel differentiates the terms).</summary>
+    /// <summary>
+    /// Gets an optional chunk loss for the fused kernel: a closed form of the terms (otherwise the kernel differentiates them),
+    /// or the chunk loss of a batch-level objective (a <see cref="Factory"/> declaration), which then gets a chunked variant
+    /// too. A batch-level chunk loss binds to the batch in <see cref="ChunkDivergence.Prepare"/> (ATKD's batch median, the
+    /// sparse teacher's top-k rows).
+    /// </summary>
     internal Func<LossesOptions, ChunkDivergence>? Chunk { get; init; }
+
+    /// <summary>Gets how the chunked variant turns the kernel's summed loss into the objective's result (see <see cref="ChunkedNormalization"/>).</summary>
+    internal ChunkedNormalization ChunkedNormalizer { get; init; } = ChunkedNormalization.ScoredTokens;
+
+    /// <summary>Gets a value indicating whether the <c>_chunked</c> variant is served: token-level, or batch-level with a <see cref="Chunk"/> loss.</summary>
+    internal bool ServesChunked => HasChunkedVariant && (IsTokenLevel || Chunk is not null);
 
     /// <summary>Requirements of a same-vocabulary objective that reads full student and teacher logits.</summary>
     public static ObjectiveRequirements LogitsPair { get; } = new()
@@ -163,9 +190,9 @@ public sealed record ObjectiveDeclaration
     /// <exception cref="InvalidOperationException">The declaration has no chunked variant.</exception>
     public IDistillationObjective CreateChunked(LossesOptions? options = null, ILogger? logger = null)
     {
-        if (!IsTokenLevel || !HasChunkedVariant)
+        if (!ServesChunked)
         {
-            throw new InvalidOperationException($"Objective '{Name}' has no chunked variant (only token-level objectives do).");
+            throw new InvalidOperationException($"Objective '{Name}' has no chunked variant (token-level objectives and built-in objectives with a chunk loss do).");
         }
 
         options ??= new LossesOptions();

@@ -16,6 +16,12 @@ internal abstract class ChunkDivergence
     public virtual bool NeedsTeacher => true;
 
     /// <summary>
+    /// Gets a value indicating whether the kernel passes dense teacher logits [c, V] to each chunk; false for a teacher
+    /// read otherwise (a sparse top-k teacher bound in <see cref="Prepare"/>).
+    /// </summary>
+    public virtual bool NeedsTeacherLogits => NeedsTeacher;
+
+    /// <summary>
     /// Binds the divergence to one batch before the loss pass. A divergence that needs statistics over all rows (chunked
     /// ATKD's batch median) runs its first pass over the teacher's chunks here and returns a divergence holding them; the
     /// default returns this instance. Tensors it creates live in the caller's dispose scope (the kernel's forward).

@@ -12,6 +12,23 @@ internal sealed record TeacherSource(Tensor? Logits, Tensor? HiddenStates = null
     /// <summary>No teacher (teacher-free losses such as chunked CE).</summary>
     public static TeacherSource None { get; } = new(Logits: null);
 
+    /// <summary>Gets the sparse teacher's top-k vocabulary ids [N, K] int64, or <see langword="null"/> for a dense teacher.</summary>
+    public Tensor? TopKIds { get; init; }
+
+    /// <summary>Gets the sparse teacher's top-k log-probabilities [N, K] at temperature 1.</summary>
+    public Tensor? TopKLogProbs { get; init; }
+
+    /// <summary>Gets the sparse teacher's log tail mass [N], or <see langword="null"/>.</summary>
+    public Tensor? TopKLogTailMass { get; init; }
+
+    /// <summary>A sparse top-k teacher: rows of ids, log-probs and (optionally) log tail mass; <see cref="Chunk"/> returns null.</summary>
+    /// <param name="ids">[N, K] int64.</param>
+    /// <param name="logProbs">[N, K].</param>
+    /// <param name="logTailMass">[N] or <see langword="null"/>.</param>
+    /// <returns>The source.</returns>
+    public static TeacherSource Sparse(Tensor ids, Tensor logProbs, Tensor? logTailMass) =>
+        new(Logits: null) { TopKIds = ids, TopKLogProbs = logProbs, TopKLogTailMass = logTailMass };
+
     /// <summary>Gets a value indicating whether <see cref="Chunk"/> returns a fresh tensor (computed from hidden states) that the caller may overwrite.</summary>
     internal bool ChunksAreFresh => Logits is null && HiddenStates is not null;
 
@@ -29,8 +46,19 @@ internal sealed record TeacherSource(Tensor? Logits, Tensor? HiddenStates = null
         }
 
         var w = LmHeadWeight.narrow(0, 0, vocab);
-        return nn.functional.linear(HiddenStates.narrow(0, start, length), w, LmHeadBias?.narrow(0, 0, vocab));
+        var h = HiddenStates.narrow(0, start, length);
+        if (LowPrecisionWeight is { } low && h.dtype == ScalarType.Float32)
+        {
+            // bfloat16 product (float32 accumulation inside libtorch), back to float32, bias added in float32.
+            var t = nn.functional.linear(h.to(ScalarType.BFloat16), low.narrow(0, 0, vocab)).to(ScalarType.Float32);
+            return LmHeadBias is null ? t : t.add_(LmHeadBias.narrow(0, 0, vocab));
+        }
+
+        return nn.functional.linear(h, w, LmHeadBias?.narrow(0, 0, vocab));
     }
+
+    /// <summary>Gets the teacher lm_head in bfloat16 when the kernel runs its products in bfloat16 (set by the kernel).</summary>
+    internal Tensor? LowPrecisionWeight { get; init; }
 }
 
 /// <summary>
@@ -74,10 +102,14 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
     /// An additive adapter on the lm_head (e.g. LoRA: the module returns the [c, V] delta for [c, H] hidden rows), or
     /// <see langword="null"/>. Its trainable parameters get gradients like any kernel input (returned through autograd).
     /// </param>
+    /// <param name="bfloat16">
+    /// Run the logits and dL/dh products in bfloat16 (float32 accumulation, float32 buffers) when the weight is float32
+    /// (<see cref="LossesOptions.ChunkedBfloat16Matmuls"/>); dL/dW and the adapter's own products keep their dtype.
+    /// </param>
     /// <returns>A float32 scalar with a gradient to <paramref name="hidden"/>, <paramref name="weight"/>, <paramref name="bias"/> and the adapter.</returns>
     internal static Tensor Apply(
         Tensor hidden, Tensor weight, Tensor? bias, TeacherSource teacher, Tensor labels, ChunkDivergence divergence, int chunkSize,
-        Action<Tensor, long>? finiteCheck = null, LmHeadAdapter? adapter = null)
+        Action<Tensor, long>? finiteCheck = null, LmHeadAdapter? adapter = null, bool bfloat16 = false)
     {
         ArgumentNullException.ThrowIfNull(hidden);
         ArgumentNullException.ThrowIfNull(weight);
@@ -100,7 +132,8 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
         // Gradients are computed only when autograd will call backward (grad mode on and a differentiable input).
         var withGrad = is_grad_enabled() &&
             (hidden.requires_grad || weight.requires_grad || (bias?.requires_grad ?? false) || adapterParameters.Length > 0);
-        var args = new Arguments(teacher, divergence, chunkSize, finiteCheck, withGrad, adapter?.Module);
+        var args = new Arguments(teacher, divergence, chunkSize, finiteCheck, withGrad, adapter?.Module,
+            bfloat16 && weight.dtype == ScalarType.Float32 && hidden.dtype == ScalarType.Float32);
         // Tensors are passed as variables (null for an absent bias); the configuration travels as one non-tensor argument;
         // the adapter's trainable parameters follow as variables so that backward can return their gradients.
         var vars = new object[FirstAdapterVariable + adapterParameters.Length];
@@ -131,7 +164,12 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
         var wantAdapter = args.WithGrad && adapterParameters.Length > 0;
 
         using var scope = NewDisposeScope();
-        var divergence = args.Divergence.Prepare(args.Teacher, labels, args.ChunkSize, vocab);
+        // bfloat16 products: the weights are rounded once per call (the student's [V, H] copy costs V·H·2 bytes).
+        var lowWeight = args.Bfloat16 ? weight.detach().to(ScalarType.BFloat16) : null;
+        var teacherSource = args.Bfloat16 && args.Teacher.ChunksAreFresh
+            ? args.Teacher with { LowPrecisionWeight = args.Teacher.LmHeadWeight!.to(ScalarType.BFloat16) }
+            : args.Teacher;
+        var divergence = args.Divergence.Prepare(teacherSource, labels, args.ChunkSize, vocab);
         var gradH = wantH ? zeros_like(hidden) : null;
         var gradW = wantW ? zeros(weight.shape, dtype: ScalarType.Float32, device: weight.device) : null;
         var gradB = wantB ? zeros(bias!.shape, dtype: ScalarType.Float32, device: bias.device) : null;
@@ -143,7 +181,10 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             var length = Math.Min(args.ChunkSize, n - start);
             var h = hidden.narrow(0, start, length);
             var y = labels.narrow(0, start, length);
-            var s = nn.functional.linear(h, weight, bias);                              // [c, V]: the only student logits that exist
+            var hLow = lowWeight is null ? null : h.to(ScalarType.BFloat16);
+            var s = hLow is null
+                ? nn.functional.linear(h, weight, bias)                                 // [c, V]: the only student logits that exist
+                : LowPrecisionLogits(hLow, lowWeight!, bias);
             var (delta, adapterInput) = AdapterDelta(args.Adapter, h, wantH, wantAdapter);
             if (delta is not null)
             {
@@ -158,8 +199,8 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             }
 
             args.FiniteCheck?.Invoke(s, start);
-            var t = divergence.NeedsTeacher ? args.Teacher.Chunk(start, length, vocab) : null;
-            if (divergence.NeedsTeacher && t is null)
+            var t = divergence.NeedsTeacherLogits ? teacherSource.Chunk(start, length, vocab) : null;
+            if (divergence.NeedsTeacherLogits && t is null)
             {
                 throw new InvalidOperationException("Fused kernel: the divergence needs the teacher, but neither teacher logits nor teacher hidden states + lm_head were given.");
             }
@@ -171,7 +212,7 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             }
 
             Tensor sum, g;
-            if (!divergence.TrySumAndGradient(s, t, y, start, args.Teacher.ChunksAreFresh, out sum, out g))
+            if (!divergence.TrySumAndGradient(s, t, y, start, teacherSource.ChunksAreFresh, out sum, out g))
             {
                 using var enable = enable_grad();
                 var leaf = s.detach().requires_grad_(true);
@@ -206,7 +247,17 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             }
 
             var gw = weight.dtype == g.dtype ? g : g.to(weight.dtype);
-            gradH?.narrow(0, start, length).addmm_(gw, weight);                        // dL/dh += g·W (in place, no [c, H] temporary)
+            if (hLow is not null)
+            {
+                // dL/dh += g·W as a bfloat16 product ([c, H] output). dL/dW stays a float32 addmm_ in place below: a bfloat16
+                // product would return a fresh [V, H] tensor per chunk to convert and add (measured slower, and +V·H·4 B).
+                gradH?.narrow(0, start, length).add_(g.to(ScalarType.BFloat16).mm(lowWeight!));
+            }
+            else
+            {
+                gradH?.narrow(0, start, length).addmm_(gw, weight);                    // dL/dh += g·W (in place, no [c, H] temporary)
+            }
+
             if (gradW is not null)
             {
                 if (weight.dtype == ScalarType.Float32)
@@ -310,9 +361,16 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
 
     private static Tensor Cast(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
 
+    /// <summary>Student chunk logits from a bfloat16 product, in float32, the bias added in float32.</summary>
+    private static Tensor LowPrecisionLogits(Tensor hLow, Tensor wLow, Tensor? bias)
+    {
+        var s = nn.functional.linear(hLow, wLow).to(ScalarType.Float32);
+        return bias is null ? s : s.add_(bias.detach().to(ScalarType.Float32));
+    }
+
     private sealed record Arguments(
         TeacherSource Teacher, ChunkDivergence Divergence, int ChunkSize, Action<Tensor, long>? FiniteCheck, bool WithGrad,
-        nn.Module<Tensor, Tensor>? Adapter);
+        nn.Module<Tensor, Tensor>? Adapter, bool Bfloat16);
 
     /// <summary>The gradients computed in forward; held as context data (not saved variables) and disposed in backward.</summary>
     private sealed class SavedGrads(Tensor? hidden, Tensor? weight, Tensor? leafWeight, Tensor? bias, Tensor?[] adapter) : IDisposable

@@ -11,9 +11,11 @@ namespace Distill.Losses;
 /// gradients as the plain objective.
 /// </summary>
 /// <remarks>
-/// Not registered for <c>atkd</c> (a non-token-level declaration); its two-pass chunk loss is
-/// <see cref="AtkdChunkDivergence"/>. An adapter on the lm_head (<see cref="Distill.Models.Projection.Adapter"/>, e.g.
-/// LoRA) is applied chunk by chunk and trained.
+/// Token-level objectives sum their terms per chunk. Batch-level objectives with a chunk loss are served too: <c>atkd</c>
+/// (<see cref="AtkdChunkDivergence"/>, two passes over the chunks; its result is a per-micro-batch mean, as the plain
+/// objective's) and the sparse top-k objectives (<see cref="SparseChunkDivergence"/>: the teacher is read as top-k ids,
+/// log-probs and log tail mass [B, T, K], so no [tokens × V] teacher tensor exists). An adapter on the lm_head
+/// (<see cref="Distill.Models.Projection.Adapter"/>, e.g. LoRA) is applied chunk by chunk and trained.
 /// </remarks>
 internal sealed class ChunkedObjective : IDistillationObjective
 {
@@ -22,11 +24,12 @@ internal sealed class ChunkedObjective : IDistillationObjective
     private readonly ILogger logger;
     private readonly ChunkDivergence divergence;
     private readonly bool scoreIgnored;
+    private readonly bool sparseTeacher;
     private bool sliceLogged;
 
     internal ChunkedObjective(ObjectiveDeclaration declaration, LossesOptions options, ILogger logger)
     {
-        if (!declaration.IsTokenLevel || !declaration.HasChunkedVariant)
+        if (!declaration.ServesChunked)
         {
             throw new ArgumentException($"'{declaration.Name}' has no chunked variant; supported: {string.Join(", ", SupportedBaseNames)}.", nameof(declaration));
         }
@@ -38,20 +41,22 @@ internal sealed class ChunkedObjective : IDistillationObjective
         divergence = declaration.ChunkLoss(options);
         scoreIgnored = declaration.ScoresIgnoredPositions?.Invoke(options) ?? false;
         var teacherFree = !divergence.NeedsTeacher;
+        sparseTeacher = !teacherFree && !divergence.NeedsTeacherLogits;
         Requirements = new ObjectiveRequirements
         {
             NeedsTeacher = !teacherFree,
-            NeedsTeacherLogits = !teacherFree && !options.ChunkedTeacherFromHiddenStates,
-            NeedsTeacherHiddenStates = !teacherFree && options.ChunkedTeacherFromHiddenStates,
+            NeedsTeacherLogits = !teacherFree && !sparseTeacher && !options.ChunkedTeacherFromHiddenStates,
+            NeedsTeacherHiddenStates = !teacherFree && !sparseTeacher && options.ChunkedTeacherFromHiddenStates,
+            AcceptsSparseTopK = sparseTeacher,
             NeedsStudentLogits = false,
             NeedsStudentHiddenStates = true,
             RequiresSameVocabulary = !teacherFree,
         };
     }
 
-    /// <summary>Gets the base names that have a chunked variant (the token-level built-in declarations).</summary>
+    /// <summary>Gets the base names that have a chunked variant (the built-in declarations that serve one).</summary>
     internal static IReadOnlyList<string> SupportedBaseNames =>
-        [.. DistillObjectives.BuiltIn.Where(d => d.IsTokenLevel && d.HasChunkedVariant).Select(d => d.Name)];
+        [.. DistillObjectives.BuiltIn.Where(d => d.ServesChunked).Select(d => d.Name)];
 
     public string Name { get; }
 
@@ -59,7 +64,16 @@ internal sealed class ChunkedObjective : IDistillationObjective
 
     public nn.Module? Module => null;
 
-    public void Validate(ObjectiveSetup setup) => ObjectiveChecks.Validate(Name, Requirements, setup, options.SliceToSharedVocabulary, chunked: true);
+    public void Validate(ObjectiveSetup setup)
+    {
+        if (sparseTeacher)
+        {
+            SparseKdObjective.ValidateSparse(Name, setup);
+            return;
+        }
+
+        ObjectiveChecks.Validate(Name, Requirements, setup, options.SliceToSharedVocabulary, chunked: true);
+    }
 
     public ObjectiveResult Compute(ObjectiveContext context)
     {
@@ -84,12 +98,14 @@ internal sealed class ChunkedObjective : IDistillationObjective
 
         using var scope = NewDisposeScope();
         labels = declaration.Labels?.Invoke(options, labels) ?? labels;
-        var teacher = divergence.NeedsTeacher ? Teacher(context, b * len, ref weight, ref bias) : TeacherSource.None;
+        var teacher = !divergence.NeedsTeacher ? TeacherSource.None
+            : sparseTeacher ? SparseTeacher(context, labels, weight.shape[0])
+            : Teacher(context, b * len, ref weight, ref bias);
         Action<Tensor, long>? check = options.CheckFinite ? (s, start) => CheckChunk(s, start, len) : null;
         var flatLabels = labels.reshape(-1);
         var chunkSize = ChunkSizeRule.Resolve(options.ChunkSize, weight.shape[0], weight.shape[1]);
         var adapter = context.StudentModel is Distill.Models.CausalLM lm ? LmHeadAdapter.Of(lm.LmHead) : null;
-        var loss = FusedLinearDivergence.Apply(hidden.reshape(b * len, -1), weight, bias, teacher, flatLabels, divergence, chunkSize, check, adapter);
+        var loss = FusedLinearDivergence.Apply(hidden.reshape(b * len, -1), weight, bias, teacher, flatLabels, divergence, chunkSize, check, adapter, options.ChunkedBfloat16Matmuls);
         var count = TokenLevelObjective.ScoreMask(labels, scoreIgnored).sum();
         var normalizer = count.to(ScalarType.Float32);
         if (scoreIgnored)
@@ -97,7 +113,59 @@ internal sealed class ChunkedObjective : IDistillationObjective
             loss = loss / normalizer.ne(0).to(ScalarType.Float32); // official: mean of an empty selection is NaN (0/0)
         }
 
+        if (declaration.ChunkedNormalizer == ChunkedNormalization.MicroBatchMean)
+        {
+            // The kernel summed L·N (N scored tokens); L is the objective's loss, a per-micro-batch mean (0 when N = 0).
+            loss = loss / normalizer.clamp_min(1.0);
+            normalizer = ones(Array.Empty<long>(), ScalarType.Float32, loss.device);
+        }
+
         return ObjectiveResults.Create(loss, normalizer, count, new Dictionary<string, Tensor>(StringComparer.Ordinal) { ["loss"] = loss });
+    }
+
+    /// <summary>The sparse top-k teacher of <paramref name="context"/> as [B·T, K] rows, checked against the labels and V.</summary>
+    private TeacherSource SparseTeacher(ObjectiveContext context, Tensor labels, long vocab)
+    {
+        var t = context.Teacher ?? throw new InvalidOperationException($"Objective '{Name}' needs a teacher, but ObjectiveContext.Teacher is null.");
+        var ids = t.TopKIndices
+            ?? throw new InvalidOperationException($"Objective '{Name}' needs sparse teacher targets, but TeacherOutput.TopKIndices is null (use a cached or remote top-k teacher).");
+        var logProbs = t.TopKLogProbs
+            ?? throw new InvalidOperationException($"Objective '{Name}' needs TeacherOutput.TopKLogProbs, which is null.");
+        if (ids.dim() != 3 || ids.shape[0] != labels.shape[0] || ids.shape[1] != labels.shape[1] || !ids.shape.SequenceEqual(logProbs.shape))
+        {
+            throw new ArgumentException($"Objective '{Name}': top-k ids [{string.Join(", ", ids.shape)}] and log-probs [{string.Join(", ", logProbs.shape)}] must both be [B, T, K] with labels [{string.Join(", ", labels.shape)}].");
+        }
+
+        if (ids.dtype != ScalarType.Int64)
+        {
+            throw new ArgumentException($"Objective '{Name}': top-k ids must be int64, got {ids.dtype}.");
+        }
+
+        long rows = ids.shape[0] * ids.shape[1], k = ids.shape[2];
+        if (k < 1 || k > vocab)
+        {
+            throw new ArgumentException($"Objective '{Name}': top-k width K = {k} must be between 1 and the student vocabulary V = {vocab}.");
+        }
+
+        var tail = t.TopKLogTailMass;
+        if (options.Sparse.TailHandling == SparseTailHandling.TailBucket)
+        {
+            if (tail is null)
+            {
+                throw new ArgumentException($"Objective '{Name}': {nameof(SparseTailHandling)}.{nameof(SparseTailHandling.TailBucket)} needs the teacher's log tail mass (TeacherOutput.TopKLogTailMass), which is null; use {nameof(SparseTailHandling.Renormalize)} or a teacher that supplies it.");
+            }
+
+            if (!tail.shape.SequenceEqual(ids.shape[..2]))
+            {
+                throw new ArgumentException($"Objective '{Name}': log tail mass [{string.Join(", ", tail.shape)}] must be [B, T] = [{ids.shape[0]}, {ids.shape[1]}].");
+            }
+        }
+        else
+        {
+            tail = null;
+        }
+
+        return TeacherSource.Sparse(ids.reshape(rows, k), logProbs.reshape(rows, k), tail?.reshape(rows));
     }
 
     private TeacherSource Teacher(ObjectiveContext context, long rows, ref Tensor weight, ref Tensor? bias)

@@ -53,13 +53,31 @@ internal sealed class SparseKdObjective : IDistillationObjective
     public nn.Module? Module => null;
 
     /// <summary>The per-token sparse divergence of this objective, [B, T].</summary>
-    internal Tensor PerToken(Tensor student, Tensor ids, Tensor logProbs, Tensor? logTail) => Name switch
+    internal Tensor PerToken(Tensor student, Tensor ids, Tensor logProbs, Tensor? logTail) => PerToken(Name, options, student, ids, logProbs, logTail);
+
+    /// <summary>The per-token sparse divergence of objective <paramref name="name"/>, [...] (shared with the chunked variant).</summary>
+    internal static Tensor PerToken(string name, SparseTopKOptions options, Tensor student, Tensor ids, Tensor logProbs, Tensor? logTail) => name switch
     {
         ForwardKlName => SparseForwardKl.PerToken(student, ids, logProbs, logTail, options.TailHandling, options.Temperature),
         ReverseKlName => SparseReverseKl.PerToken(student, ids, logProbs, logTail, options.TailHandling, options.Temperature),
         JsdName => SparseGeneralizedJsd.PerToken(student, ids, logProbs, logTail, options.TailHandling, options.Beta, options.Temperature),
         _ => SparseTotalVariation.PerToken(student, ids, logProbs, logTail, options.TailHandling, options.Temperature),
     };
+
+    /// <summary>
+    /// The teacher's targets with ignored positions made harmless: a padded cache row may hold anything (−inf, NaN), so
+    /// ignored rows get a uniform top-k target and a −inf tail, and no NaN reaches the backward pass through 0·NaN.
+    /// </summary>
+    /// <param name="mask">[...] bool, true on scored positions.</param>
+    /// <param name="logProbs">[..., K].</param>
+    /// <param name="logTail">[...] or <see langword="null"/>.</param>
+    internal static (Tensor LogProbs, Tensor? LogTail) SafeTargets(Tensor mask, Tensor logProbs, Tensor? logTail)
+    {
+        var uniform = -Math.Log(logProbs.shape[^1]);
+        var safeLogProbs = where(mask.unsqueeze(-1), logProbs, full_like(logProbs, uniform));
+        var safeTail = logTail is null ? null : where(mask, logTail, full_like(logTail, double.NegativeInfinity));
+        return (safeLogProbs, safeTail);
+    }
 
     public ObjectiveResult Compute(ObjectiveContext context)
     {
@@ -79,12 +97,7 @@ internal sealed class SparseKdObjective : IDistillationObjective
         using var scope = NewDisposeScope();
         var mask = TokenReduction.ValidMask(labels);
         var ce = TokenReduction.MaskedSum(CrossEntropy.PerToken(student, labels), mask);
-        // Ignored positions may hold anything (a padded cache row: −inf, NaN); give them a harmless uniform target so no
-        // NaN reaches the backward pass through 0·NaN.
-        var uniform = -Math.Log(ids.shape[^1]);
-        var safeLogProbs = where(mask.unsqueeze(-1), logProbs, full_like(logProbs, uniform));
-        var logTail = teacher.TopKLogTailMass;
-        var safeTail = logTail is null ? null : where(mask, logTail, full_like(logTail, double.NegativeInfinity));
+        var (safeLogProbs, safeTail) = SafeTargets(mask, logProbs, teacher.TopKLogTailMass);
         var kd = TokenReduction.MaskedSum(PerToken(student, ids, safeLogProbs, safeTail), mask);
         var alpha = options.KdRate;
         var loss = (1 - alpha) * ce + alpha * kd;
@@ -93,22 +106,25 @@ internal sealed class SparseKdObjective : IDistillationObjective
     }
 
     /// <summary>The teacher must provide sparse top-k targets; a known teacher vocabulary must equal the student's.</summary>
-    public void Validate(ObjectiveSetup setup)
+    public void Validate(ObjectiveSetup setup) => ValidateSparse(Name, setup);
+
+    /// <summary>The setup rule of every sparse objective, chunked or not (see <see cref="Validate"/>).</summary>
+    internal static void ValidateSparse(string name, ObjectiveSetup setup)
     {
         ArgumentNullException.ThrowIfNull(setup);
         if (setup.Teacher is not { } teacher)
         {
-            throw new InvalidOperationException($"Objective '{Name}' needs a teacher that provides sparse top-k log-probs (an offline cache or a remote server); there is none.");
+            throw new InvalidOperationException($"Objective '{name}' needs a teacher that provides sparse top-k log-probs (an offline cache or a remote server); there is none.");
         }
 
         if (!teacher.Capabilities.HasFlag(TeacherCapabilities.SparseTopK))
         {
-            throw new InvalidOperationException($"Objective '{Name}' needs sparse top-k teacher targets, but the teacher provides {teacher.Capabilities}. Use a cached or remote teacher, or the dense objective.");
+            throw new InvalidOperationException($"Objective '{name}' needs sparse top-k teacher targets, but the teacher provides {teacher.Capabilities}. Use a cached or remote teacher, or the dense objective.");
         }
 
         if (teacher.VocabularySize > 0 && teacher.VocabularySize != setup.StudentVocabularySize)
         {
-            throw new InvalidOperationException($"Objective '{Name}': the teacher's vocabulary has {teacher.VocabularySize} entries but the student's logits have {setup.StudentVocabularySize}; sparse objectives index the student's logits with the teacher's ids, so both must share a tokenizer.");
+            throw new InvalidOperationException($"Objective '{name}': the teacher's vocabulary has {teacher.VocabularySize} entries but the student's logits have {setup.StudentVocabularySize}; sparse objectives index the student's logits with the teacher's ids, so both must share a tokenizer.");
         }
     }
 }

@@ -16,7 +16,8 @@ public sealed class ChunkedObjectiveTests
     public static TheoryData<string, bool, bool> Cases()
     {
         var data = new TheoryData<string, bool, bool>();
-        foreach (var name in ChunkedObjective.SupportedBaseNames)
+        // Every dense chunked variant (token-level and atkd); the sparse ones read top-k targets (SparseChunkedObjectiveTests).
+        foreach (var name in ChunkedObjective.SupportedBaseNames.Except(SparseKdObjective.Names))
         {
             data.Add(name, false, false);
             data.Add(name, true, false);
@@ -49,6 +50,59 @@ public sealed class ChunkedObjectiveTests
         {
             AssertRel(naiveB!, gradB!, "lm_head bias");
         }
+    }
+
+    /// <summary>
+    /// <c>atkd_chunked</c> through the objective API equals <c>atkd</c>: both settings, both teacher forms, official
+    /// compatibility on and off, ATKD temperatures ≠ 1, uneven chunks. Both report L (a per-micro-batch mean) with
+    /// normaliser 1, so LossSum and the gradients compare directly.
+    /// </summary>
+    [Theory]
+    [InlineData(AtkdSetting.Vanilla, false, false)]
+    [InlineData(AtkdSetting.Vanilla, true, true)]
+    [InlineData(AtkdSetting.Reverse, false, true)]
+    [InlineData(AtkdSetting.Reverse, true, false)]
+    public void Compute_AtkdChunked_EqualsAtkdInBothSettingsAndTeacherForms(AtkdSetting setting, bool teacherFromHidden, bool official)
+    {
+        using var scope = NewDisposeScope();
+        Action<LossesOptions> configure = o =>
+        {
+            o.ChunkSize = 3;
+            o.Atkd.Setting = setting;
+            o.Atkd.Alpha = 0.3;
+            o.Atkd.StudentTemperature = 1.3;
+            o.Atkd.TeacherTemperature = 0.8;
+            o.Atkd.OfficialCompatibility = official;
+        };
+        var naive = Run(ObjectiveNames.Atkd, chunked: false, teacherFromHidden, studentBias: true, configure);
+        var fused = Run(ObjectiveNames.Atkd, chunked: true, teacherFromHidden, studentBias: true, configure);
+        Assert.Equal(naive.Count, fused.Count);
+        Assert.True(double.IsFinite(naive.Loss) && naive.Loss > 0, $"naive ATKD loss {naive.Loss}");
+        GoldenTests.AssertClose(naive.Loss, fused.Loss, 1e-5);
+        AssertRel(naive.GradH, fused.GradH, "hidden");
+        AssertRel(naive.GradW, fused.GradW, "lm_head weight");
+        AssertRel(naive.GradB!, fused.GradB!, "lm_head bias");
+    }
+
+    [Fact]
+    public void Create_AtkdChunked_ReportsAMicroBatchMeanLikeAtkd()
+    {
+        using var scope = NewDisposeScope();
+        var objective = DistillObjectives.Create("atkd_chunked", new LossesOptions { ChunkSize = 4 });
+        Assert.Equal("atkd_chunked", objective.Name);
+        Assert.True(objective.Requirements.NeedsStudentHiddenStates);
+        Assert.False(objective.Requirements.NeedsStudentLogits);
+        var model = new TinyCausalLM(seed: 21, vocab: V, hidden: H);
+        var labels = TestData.Labels(22, 2, 5, V, (1, 1));
+        var r = objective.Compute(new ObjectiveContext
+        {
+            Batch = TestData.Batch(labels),
+            Student = new CausalLMOutput(null, randn(2, 5, H, generator: new Generator(23)), null),
+            Teacher = new TeacherOutput { Logits = TestData.Logits(24, 2, 5, V) },
+            StudentModel = model,
+        });
+        Assert.Equal(1f, r.Normalizer.item<float>());
+        Assert.Equal(9L, r.ScoredTokens.item<long>());
     }
 
     [Theory]

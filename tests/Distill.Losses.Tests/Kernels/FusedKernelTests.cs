@@ -82,8 +82,10 @@ public sealed class FusedKernelTests
         AssertRel(naiveA, adapter.A.grad!, "dL/dA with a frozen base");
     }
 
-    [Fact]
-    public void ChunkedObjective_StudentWithLmHeadAdapter_SeesTheAdapter()
+    [Theory]
+    [InlineData(ObjectiveNames.ForwardKl)]
+    [InlineData(ObjectiveNames.Atkd)]
+    public void ChunkedObjective_StudentWithLmHeadAdapter_SeesTheAdapter(string name)
     {
         using var scope = NewDisposeScope();
         var labels = TestData.Labels(5, 2, 5, V, (0, 2));
@@ -93,7 +95,7 @@ public sealed class FusedKernelTests
         var adapted = new AdaptedHeadModel(H, V, seed: 8, withAdapter: true);
         double Loss(ICausalLM model, bool chunked)
         {
-            var objective = TestData.Create(chunked ? "forward_kl_chunked" : "forward_kl", o => o.ChunkSize = 4);
+            var objective = TestData.Create(chunked ? name + ObjectiveNames.ChunkedSuffix : name, o => o.ChunkSize = 4);
             var student = chunked ? new CausalLMOutput(null, hidden, null) : new CausalLMOutput(((AdaptedHeadModel)model).LmHead.forward(hidden), null, null);
             return TestData.Value(objective.Compute(new ObjectiveContext
             {

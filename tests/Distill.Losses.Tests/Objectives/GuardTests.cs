@@ -78,13 +78,14 @@ public sealed class GuardTests
         var ex = Assert.Throws<ArgumentException>(() => factory.Create("forward-kl"));
         Assert.Contains("forward_kl", ex.Message, StringComparison.Ordinal);
         Assert.Equal(factory.Names.Count, factory.Names.Distinct().Count());
-        foreach (var name in new[] { "forward_kl", "adaptive_kl", "atkd", "atkd_tvd", "gkd_jsd", "sft", "seqkd", "forward_kl_chunked", "atkd_dkd_chunked", "sft_chunked" })
+        foreach (var name in new[] { "forward_kl", "adaptive_kl", "atkd", "atkd_tvd", "gkd_jsd", "sft", "seqkd", "forward_kl_chunked", "atkd_dkd_chunked", "sft_chunked", "atkd_chunked", "sparse_forward_kl_chunked", "sparse_tvd_chunked" })
         {
             Assert.Contains(name, factory.Names);
             Assert.Equal(name, factory.Create(name).Name);
         }
 
-        Assert.DoesNotContain("atkd_chunked", factory.Names);
+        Assert.DoesNotContain("dskd_chunked", factory.Names);
+        Assert.DoesNotContain("uld_chunked", factory.Names);
     }
 
     [Fact]
