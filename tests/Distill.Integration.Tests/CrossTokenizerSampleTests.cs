@@ -60,6 +60,17 @@ public class CrossTokenizerSampleTests
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(settings.OutputDirectory, CrossTokenizerReport.JsonFile)));
         Assert.Equal(expected, json.RootElement.GetProperty("rows").EnumerateArray().Select(r => r.GetProperty("method").GetString()));
 
+        // A run of the same comparison with another seed merges with the first into one table over the three seeds.
+        var third = new CrossTokenizerPipeline(settings with { Seeds = [3], OutputDirectory = Path.Combine(tmp.Path, "run3") }).Run();
+        var merged = ReportMerge.Merge([ReportMerge.Read(settings.OutputDirectory), ReportMerge.Read(third.Settings.OutputDirectory)]);
+        Assert.Equal([1, 2, 3], merged.Settings.Seeds);
+        Assert.Equal(expected, merged.Rows.Select(r => r.Method));
+        Assert.All(merged.Rows.Skip(1), r => Assert.Equal(3, r.ExactMatch.PerSeed.Count));
+        var sft = merged["sft"];
+        Assert.Equal(report["sft"].ExactMatch.PerSeed.Append(third["sft"].ExactMatch.PerSeed[0]), sft.ExactMatch.PerSeed);
+        Assert.Equal(sft.ExactMatch.PerSeed.Average(), sft.ExactMatch.Mean, 9);
+        Assert.Throws<ArgumentException>(() => ReportMerge.Merge([report, report]));   // a repeated seed
+
         // A second run with the same teacher and prompts reuses the teacher answers.
         var again = new CrossTokenizerPipeline(settings with { Seeds = [1], Methods = ["sft"], Steps = 1 }).Run();
         Assert.True(again.TeacherAnswers.FromCache);
