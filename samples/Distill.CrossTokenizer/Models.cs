@@ -77,6 +77,10 @@ public static class Models
             LogEverySteps = 50,
             Precision = TrainingPrecision.Float32,
             Seed = seed,
+            // Batches are prepared on the training thread: with prefetching on, one default run crashed in min_ed's batch
+            // preparation on the prefetch thread (a libtorch Scalar conversion error at step 176, not reproduced in the
+            // per-seed runs); see docs/cross-tokenizer.md.
+            PrefetchBatches = false,
         })
         {
             Progress = progress,
