@@ -1,7 +1,7 @@
-// Distill quickstart. With no arguments: on the bundled dataset, train a small GPT-2 teacher from scratch (or load the one
-// cached by an earlier run), distill a smaller student with forward KL, train the same student with plain SFT for the same
-// steps, and compare teacher / student before / distilled / SFT on held-out examples. With arguments it runs the same
-// pipeline on real HF model folders and your JSONL data.
+// Distill quickstart. With no arguments: load the teacher shipped under samples/teachers/ (an HF folder, as a real user has
+// one), take a small labelled set and many unlabelled prompts from the bundled data, and train the same small student once
+// per method and seed — SFT on the labels, KD on the labels, SeqKD and logit KD on the teacher's answers, on-policy (GKD λ),
+// ATKD — then print and write the table (mean ± std over seeds). `train-teacher` regenerates the shipped teacher.
 using System.CommandLine;
 using System.Globalization;
 using Distill.Quickstart;
@@ -9,41 +9,34 @@ using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 var defaults = new QuickstartSettings();
-var teacher = new Option<string?>("--teacher") { Description = "HF teacher folder (config.json, model.safetensors, tokenizer.json). Default: the bundled teacher, trained on first run." };
-var student = new Option<string?>("--student") { Description = "HF student folder. Default: a random 2-layer GPT-2." };
+var teacher = new Option<string?>("--teacher") { Description = "HF teacher folder (config.json, model.safetensors, tokenizer.json). Default: the shipped teacher, samples/teachers/" + QuickstartSettings.ShippedTeacher + "." };
+var student = new Option<string?>("--student") { Description = "HF student folder. Default: a random 2-layer GPT-2 per seed." };
 var data = new Option<string?>("--data") { Description = "JSONL instruction data (instruction/input/output or prompt/output). Default: the bundled dataset." };
-var template = new Option<string>("--template") { Description = "Prompt template for --data: compact, alpaca, dolly, llama2-chat, chatml.", DefaultValueFactory = _ => defaults.Template };
-var objective = new Option<string>("--objective") { Description = "Distillation objective: forward_kl, reverse_kl, js_divergence, skewed_forward_kl, skewed_reverse_kl, adaptive_kl, atkd, ...", DefaultValueFactory = _ => defaults.Objective };
-var lora = new Option<bool>("--lora") { Description = "Train the student through LoRA adapters (PEFT format checkpoints)." };
-var loraRank = new Option<int>("--lora-rank") { Description = "LoRA rank r.", DefaultValueFactory = _ => defaults.LoraRank };
-var loraAlpha = new Option<double>("--lora-alpha") { Description = "LoRA alpha.", DefaultValueFactory = _ => defaults.LoraAlpha };
-var loraTargets = new Option<string[]>("--lora-targets") { Description = "LoRA target modules (default: attention and MLP projections).", AllowMultipleArgumentsPerToken = true };
-var steps = new Option<int>("--steps") { Description = "Distillation (and SFT baseline) optimizer steps.", DefaultValueFactory = _ => defaults.Steps };
-var teacherSteps = new Option<int>("--teacher-steps") { Description = "Steps to train the bundled teacher.", DefaultValueFactory = _ => defaults.TeacherSteps };
+var template = new Option<string>("--template") { Description = "Prompt template: compact, alpaca, dolly, llama2-chat, chatml.", DefaultValueFactory = _ => defaults.Template };
+var methods = new Option<string[]>("--methods") { Description = "Student rows to train (sft kd-labels seqkd kd-seqkd on-policy atkd). Default: all.", AllowMultipleArgumentsPerToken = true };
+var seeds = new Option<int[]>("--seeds") { Description = "Training seeds (student init and data order); the table reports mean ± std.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. defaults.Seeds] };
+var labelled = new Option<int>("--labelled") { Description = "Labelled training examples (the first rows of train).", DefaultValueFactory = _ => defaults.LabelledExamples };
+var unlabelled = new Option<int?>("--unlabelled") { Description = "Unlabelled prompts answered by the teacher (default: the rest of train)." };
+var steps = new Option<int>("--steps") { Description = "Optimizer steps of every student run.", DefaultValueFactory = _ => defaults.Steps };
 var batchSize = new Option<int>("--batch-size") { Description = "Micro-batch size.", DefaultValueFactory = _ => defaults.BatchSize };
 var lr = new Option<double>("--lr") { Description = "Student peak learning rate.", DefaultValueFactory = _ => defaults.LearningRate };
-var evalExamples = new Option<int>("--eval-examples") { Description = "Test examples generated per model.", DefaultValueFactory = _ => defaults.EvalExamples };
-var output = new Option<string>("--output") { Description = "Run folder (teacher cache, checkpoints, metrics.jsonl, TensorBoard).", DefaultValueFactory = _ => defaults.OutputDirectory };
-var bf16 = new Option<bool>("--bf16") { Description = "Train in bfloat16 with float32 master weights." };
-var retrain = new Option<bool>("--retrain-teacher") { Description = "Retrain the bundled teacher even if a cached one matches." };
-var noSft = new Option<bool>("--no-sft") { Description = "Skip the SFT baseline." };
-var teacherLayers = new Option<int>("--teacher-layers") { Description = "Bundled teacher depth.", DefaultValueFactory = _ => defaults.TeacherLayers };
-var teacherHidden = new Option<int>("--teacher-hidden") { Description = "Bundled teacher width.", DefaultValueFactory = _ => defaults.TeacherHidden };
+var lambda = new Option<double>("--lambda") { Description = "On-policy λ: probability that a batch's responses are the student's own samples.", DefaultValueFactory = _ => defaults.OnPolicyLambda };
+var evalExamples = new Option<int>("--eval-examples") { Description = "Test examples scored per model.", DefaultValueFactory = _ => defaults.EvalExamples };
+var devExamples = new Option<int>("--dev-examples") { Description = "Dev examples scored to pick each run's best weights (0 = last step).", DefaultValueFactory = _ => defaults.DevExamples };
+var output = new Option<string>("--output") { Description = "Run folder (teacher-answer cache, results.md/json, metrics, TensorBoard).", DefaultValueFactory = _ => defaults.OutputDirectory };
 var studentLayers = new Option<int>("--student-layers") { Description = "Random student depth.", DefaultValueFactory = _ => defaults.StudentLayers };
 var studentHidden = new Option<int>("--student-hidden") { Description = "Random student width.", DefaultValueFactory = _ => defaults.StudentHidden };
-var devExamples = new Option<int>("--dev-examples") { Description = "Dev examples scored at each epoch end to pick the best checkpoint (0 = off).", DefaultValueFactory = _ => defaults.DevExamples };
-var tokenizerOption = new Option<string>("--tokenizer") { Description = "Bundled tokenizer when no --teacher is given: bpe (512 ids) or bytes (257 ids).", DefaultValueFactory = _ => defaults.Tokenizer };
-var tasks = new Option<string[]>("--tasks") { Description = "Task families of the bundled data to train and evaluate on (add subtract multiply reverse uppercase sort count capital opposite), or 'all'. Default: uppercase count capital opposite multiply.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. QuickstartSettings.DefaultTasks] };
+var tasks = new Option<string[]>("--tasks") { Description = "Task families of the bundled data (add subtract multiply reverse uppercase sort count capital opposite), or 'all'. Default: uppercase count capital opposite multiply.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. QuickstartSettings.DefaultTasks] };
 var kdRate = new Option<double>("--kd-rate") { Description = "α of the divergence objectives: (1 − α)·CE + α·KD.", DefaultValueFactory = _ => defaults.KdRate };
 var kdTemperature = new Option<double>("--kd-temperature") { Description = "Temperature of the divergence objectives.", DefaultValueFactory = _ => defaults.KdTemperature };
-var teacherLr = new Option<double>("--teacher-lr") { Description = "Bundled teacher peak learning rate.", DefaultValueFactory = _ => defaults.TeacherLearningRate };
-var threads = new Option<int?>("--threads") { Description = "CPU threads for torch (default: torch's choice)." };
+var bf16 = new Option<bool>("--bf16") { Description = "Train in bfloat16 with float32 master weights." };
+var threads = new Option<int?>("--threads") { Description = "CPU threads for torch (default: 1 for the bundled models, torch's choice otherwise)." };
 var verbose = new Option<bool>("--verbose") { Description = "Log every trainer message to the console." };
 
-var root = new RootCommand("Distill quickstart: train a teacher, distill a student, compare with SFT.")
+var root = new RootCommand("Distill quickstart: a shipped teacher, few labels, many prompts: SFT vs KD vs SeqKD vs on-policy vs ATKD.")
 {
-    teacher, student, data, template, objective, lora, loraRank, loraAlpha, loraTargets, steps, teacherSteps, batchSize, lr, evalExamples, output, bf16, retrain, noSft,
-    teacherLayers, teacherHidden, studentLayers, studentHidden, devExamples, tokenizerOption, tasks, kdRate, kdTemperature, teacherLr, threads, verbose,
+    teacher, student, data, template, methods, seeds, labelled, unlabelled, steps, batchSize, lr, lambda, evalExamples, devExamples, output,
+    studentLayers, studentHidden, tasks, kdRate, kdTemperature, bf16, threads, verbose,
 };
 
 root.SetAction(parse =>
@@ -54,31 +47,24 @@ root.SetAction(parse =>
         StudentPath = parse.GetValue(student),
         DataPath = parse.GetValue(data),
         Template = parse.GetValue(template)!,
-        Objective = parse.GetValue(objective)!,
-        Lora = parse.GetValue(lora),
-        LoraRank = parse.GetValue(loraRank),
-        LoraAlpha = parse.GetValue(loraAlpha),
-        LoraTargets = parse.GetValue(loraTargets) is { Length: > 0 } targets ? targets : null,
+        Methods = parse.GetValue(methods) is { Length: > 0 } m ? m : null,
+        Seeds = parse.GetValue(seeds) ?? [],
+        LabelledExamples = parse.GetValue(labelled),
+        UnlabelledPrompts = parse.GetValue(unlabelled),
         Steps = parse.GetValue(steps),
-        TeacherSteps = parse.GetValue(teacherSteps),
         BatchSize = parse.GetValue(batchSize),
         LearningRate = parse.GetValue(lr),
+        OnPolicyLambda = parse.GetValue(lambda),
         EvalExamples = parse.GetValue(evalExamples),
+        DevExamples = parse.GetValue(devExamples),
         OutputDirectory = parse.GetValue(output)!,
-        BFloat16 = parse.GetValue(bf16),
-        RetrainTeacher = parse.GetValue(retrain),
-        SftBaseline = !parse.GetValue(noSft),
-        TeacherLayers = parse.GetValue(teacherLayers),
-        TeacherHidden = parse.GetValue(teacherHidden),
         StudentLayers = parse.GetValue(studentLayers),
         StudentHidden = parse.GetValue(studentHidden),
-        DevExamples = parse.GetValue(devExamples),
-        Threads = parse.GetValue(threads),
-        Tokenizer = parse.GetValue(tokenizerOption)!,
-        TeacherLearningRate = parse.GetValue(teacherLr),
+        Tasks = parse.GetValue(tasks) is { Length: > 0 } families && !families.Contains("all") ? families : null,
         KdRate = parse.GetValue(kdRate),
         KdTemperature = parse.GetValue(kdTemperature),
-        Tasks = parse.GetValue(tasks) is { Length: > 0 } families && !families.Contains("all") ? families : null,
+        BFloat16 = parse.GetValue(bf16),
+        Threads = parse.GetValue(threads),
     };
     var problems = settings.Validate();
     if (problems.Count > 0)
@@ -91,38 +77,10 @@ root.SetAction(parse =>
         return 2;
     }
 
-    using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(parse.GetValue(verbose) ? LogLevel.Information : LogLevel.Warning));
-    using var cancel = new CancellationTokenSource();
-    Console.CancelKeyPress += (_, e) =>
-    {
-        e.Cancel = true; // first Ctrl+C: checkpoint and stop cleanly
-        cancel.Cancel();
-    };
-
+    using var loggers = Loggers(parse.GetValue(verbose));
+    using var cancel = CancelOnCtrlC();
     QuickstartReport? report = null;
-    AnsiConsole.Progress()
-        .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-        .Start(ctx =>
-        {
-            var tasks = new Dictionary<string, ProgressTask>();
-            var pipeline = new QuickstartPipeline(settings, loggers)
-            {
-                OnProgress = p =>
-                {
-                    if (!tasks.TryGetValue(p.Phase, out var task))
-                    {
-                        task = tasks[p.Phase] = ctx.AddTask(Markup.Escape(p.Phase), maxValue: p.Total);
-                    }
-
-                    task.Value = p.Done;
-                    if (p.Loss is double loss)
-                    {
-                        task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"{p.Phase}  loss {loss:F3}"));
-                    }
-                },
-            };
-            report = pipeline.Run(cancel.Token);
-        });
+    WithProgress(onProgress => report = new QuickstartPipeline(settings, loggers) { OnProgress = onProgress }.Run(cancel.Token));
 
     var r = report!;
     if (Console.IsOutputRedirected)
@@ -130,32 +88,109 @@ root.SetAction(parse =>
         AnsiConsole.Profile.Width = 132; // a log file: don't squeeze the table into 80 columns
     }
 
-    var table = new Table().Border(TableBorder.Rounded).Title($"[bold]Distill quickstart[/] — objective [green]{Markup.Escape(r.Objective)}[/], held-out examples: {r.TestExamples}");
-    table.AddColumns("model", "params", "ROUGE-L", "EM", "answer loss", "top-1 = teacher", "KL(teacher‖model)");
+    var table = new Table().Border(TableBorder.Rounded).Title(string.Create(CultureInfo.InvariantCulture,
+        $"[bold]Distill quickstart[/]: {r.TestExamples} test examples, {r.LabelledExamples} labelled + {r.UnlabelledPrompts} unlabelled prompts, {r.Steps} steps, seeds {string.Join(",", r.Seeds)} (mean ± std)"));
+    table.AddColumns("method", "train examples", "EM (test)", "answer loss", "agreement with teacher", "train time (s)");
     foreach (var row in r.Rows)
     {
         table.AddRow(
-            Markup.Escape(row.Model),
-            row.Parameters.ToString("N0", CultureInfo.InvariantCulture),
-            row.RougeL.ToString("F1", CultureInfo.InvariantCulture),
-            row.ExactMatch.ToString("F1", CultureInfo.InvariantCulture),
-            row.TestLoss.ToString("F3", CultureInfo.InvariantCulture),
-            row.Top1Agreement is double a ? (100 * a).ToString("F1", CultureInfo.InvariantCulture) + " %" : "—",
-            row.MeanKl is double kl ? kl.ToString("F3", CultureInfo.InvariantCulture) : "—");
+            Markup.Escape(row.Row),
+            row.TrainingExamples > 0 ? row.TrainingExamples.ToString(CultureInfo.InvariantCulture) : "—",
+            row.ExactMatch.Format("F1"),
+            row.AnswerLoss.Format("F3"),
+            row.Agreement.Format("F1"),
+            row.Seconds.Mean > 0 ? row.Seconds.Format("F0") : "—");
     }
 
     AnsiConsole.Write(table);
-    AnsiConsole.MarkupLineInterpolated($"Teacher: {r.TeacherDirectory} ({(r.TeacherFromCache ? "loaded from cache" : "trained now, cached for next time")})");
-    AnsiConsole.MarkupLineInterpolated($"Distilled student (best dev checkpoint): {r.DistilledCheckpoint}");
-    if (r.SftCheckpoint is not null)
+    AnsiConsole.MarkupLineInterpolated($"Teacher: {r.TeacherDirectory}");
+    if (r.TeacherAnswersFile is not null)
     {
-        AnsiConsole.MarkupLineInterpolated($"SFT baseline: {r.SftCheckpoint}");
+        AnsiConsole.MarkupLineInterpolated($"Teacher answers: {r.TeacherAnswersFile} ({(r.TeacherAnswersFromCache ? "reused from an earlier run" : "generated now, reused next time")}; {r.TeacherAnswersExactMatch:F1} % equal the hidden answers)");
     }
 
-    AnsiConsole.MarkupLineInterpolated($"Metrics: {Path.Combine(r.OutputDirectory, "distill", "metrics.jsonl")}");
+    AnsiConsole.MarkupLineInterpolated($"Table: {Path.Combine(r.OutputDirectory, QuickstartReport.MarkdownFile)} and {QuickstartReport.JsonFile}");
     AnsiConsole.MarkupLineInterpolated($"TensorBoard: tensorboard --logdir {r.OutputDirectory}");
     AnsiConsole.MarkupLineInterpolated($"Done in {r.Elapsed:mm\\:ss}.");
     return 0;
 });
 
+var teacherDefaults = new TeacherTrainingSettings();
+var tOutput = new Option<string>("--output") { Description = "HF folder to write.", DefaultValueFactory = _ => teacherDefaults.OutputDirectory };
+var tTokenizer = new Option<string>("--tokenizer") { Description = "Bundled tokenizer: bytes (257 ids) or bpe (512 ids).", DefaultValueFactory = _ => teacherDefaults.Tokenizer };
+var tLayers = new Option<int>("--layers") { Description = "Depth.", DefaultValueFactory = _ => teacherDefaults.Layers };
+var tHidden = new Option<int>("--hidden") { Description = "Width.", DefaultValueFactory = _ => teacherDefaults.Hidden };
+var tSteps = new Option<int>("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => teacherDefaults.Steps };
+var tBatch = new Option<int>("--batch-size") { Description = "Micro-batch size.", DefaultValueFactory = _ => teacherDefaults.BatchSize };
+var tLr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => teacherDefaults.LearningRate };
+var tSeed = new Option<int>("--seed") { Description = "Seed (init and data order).", DefaultValueFactory = _ => teacherDefaults.Seed };
+var tTasks = new Option<string[]>("--tasks") { Description = "Task families to train on, or 'all'. Default: the quickstart's (uppercase count capital opposite multiply).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. QuickstartSettings.DefaultTasks] };
+var trainTeacher = new Command("train-teacher", "Train the quickstart's teacher on the bundled training split and write it as an HF folder (deterministic for a seed).")
+{
+    tOutput, tTokenizer, tLayers, tHidden, tSteps, tBatch, tLr, tSeed, tTasks, verbose,
+};
+trainTeacher.SetAction(parse =>
+{
+    var t = new TeacherTrainingSettings
+    {
+        OutputDirectory = parse.GetValue(tOutput)!,
+        Tokenizer = parse.GetValue(tTokenizer)!,
+        Layers = parse.GetValue(tLayers),
+        Hidden = parse.GetValue(tHidden),
+        Steps = parse.GetValue(tSteps),
+        BatchSize = parse.GetValue(tBatch),
+        LearningRate = parse.GetValue(tLr),
+        Seed = parse.GetValue(tSeed),
+        Tasks = parse.GetValue(tTasks) is { Length: > 0 } families && !families.Contains("all") ? families : null,
+    };
+    if (t.Tokenizer is not ("bytes" or "bpe") || t.Layers < 1 || t.Hidden < 32 || t.Steps < 1 || t.BatchSize < 1 || t.LearningRate <= 0)
+    {
+        AnsiConsole.MarkupLineInterpolated($"[red]--tokenizer must be bytes or bpe, --layers/--steps/--batch-size positive, --hidden at least 32, --lr positive.[/]");
+        return 2;
+    }
+
+    using var loggers = Loggers(parse.GetValue(verbose));
+    using var cancel = CancelOnCtrlC();
+    (string Directory, double DevExactMatch, TimeSpan Elapsed) result = default;
+    WithProgress(onProgress => result = TeacherTraining.Run(t, loggers, onProgress, cancel.Token));
+    AnsiConsole.MarkupLineInterpolated($"Teacher written to {result.Directory}: dev exact match {result.DevExactMatch:F1}, {result.Elapsed:mm\\:ss}.");
+    return 0;
+});
+root.Subcommands.Add(trainTeacher);
+
 return root.Parse(args).Invoke();
+
+static ILoggerFactory Loggers(bool verbose) =>
+    LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(verbose ? LogLevel.Information : LogLevel.Warning));
+
+static CancellationTokenSource CancelOnCtrlC()
+{
+    var cancel = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) =>
+    {
+        e.Cancel = true; // first Ctrl+C: stop cleanly after the current step
+        cancel.Cancel();
+    };
+    return cancel;
+}
+
+static void WithProgress(Action<Action<QuickstartProgress>> run) =>
+    AnsiConsole.Progress()
+        .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+        .Start(ctx =>
+        {
+            var tasks = new Dictionary<string, ProgressTask>();
+            run(p =>
+            {
+                if (!tasks.TryGetValue(p.Phase, out var task))
+                {
+                    task = tasks[p.Phase] = ctx.AddTask(Markup.Escape(p.Phase), maxValue: p.Total);
+                }
+
+                task.Value = p.Done;
+                if (p.Loss is double loss)
+                {
+                    task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"{p.Phase}  loss {loss:F3}"));
+                }
+            });
+        });

@@ -1,63 +1,83 @@
+using Distill.Models;
 using Distill.Quickstart;
 using Distill.Tests.Shared;
-using Distill.Training;
 
 namespace Distill.Integration.Tests;
 
 public class QuickstartTests
 {
     /// <summary>
-    /// A shortened quickstart, end to end on the bundled data: a tiny teacher trained from scratch, a tinier student distilled
-    /// with forward KL. The distilled student must beat its untrained self on the held-out answer loss, the teacher KL and the
-    /// top-1 agreement with the teacher.
+    /// The quickstart at smoke size, end to end, from the teacher folder shipped with the sample (found next to the assembly, as
+    /// the default run finds it): every row of the table is trained, scored and written. The headline margin is not asserted:
+    /// it belongs to the README's measured numbers.
     /// </summary>
     [Fact]
-    public void Run_ShortenedQuickstart_DistilledStudentImproves()
+    public void Run_SmokeSize_WritesEveryRow()
     {
         using var tmp = new TempFolder();
         var settings = new QuickstartSettings
         {
             OutputDirectory = tmp.Path,
-            TeacherLayers = 2,
-            TeacherHidden = 64,
             StudentLayers = 1,
             StudentHidden = 32,
-            TeacherSteps = 150,
-            Steps = 60,
-            BatchSize = 16,
-            EvalExamples = 40,
-            DevExamples = 20,
-            MaxNewTokens = 8,
-            SftBaseline = false,
+            Steps = 4,
+            BatchSize = 8,
+            LabelledExamples = 16,
+            UnlabelledPrompts = 24,
+            Seeds = [1, 2],
+            EvalExamples = 20,
+            DevExamples = 10,
+            DevEvaluations = 2,
+            MaxNewTokens = 6,
         };
         var phases = new HashSet<string>();
         var report = new QuickstartPipeline(settings) { OnProgress = p => phases.Add(p.Phase) }.Run();
 
-        var before = report[QuickstartPipeline.StudentBeforeRow];
-        var after = report[QuickstartPipeline.DistilledRow];
-        var teacher = report[QuickstartPipeline.TeacherRow];
-        Assert.False(report.TeacherFromCache);
-        Assert.True(after.TestLoss < before.TestLoss - 0.5, $"answer loss {before.TestLoss:F3} → {after.TestLoss:F3}");
-        Assert.True(after.MeanKl < before.MeanKl, $"KL(teacher‖student) {before.MeanKl:F3} → {after.MeanKl:F3}");
-        Assert.True(after.Top1Agreement > before.Top1Agreement, $"top-1 agreement {before.Top1Agreement:P1} → {after.Top1Agreement:P1}");
-        // Generation metrics of a 150-step teacher are near zero, so they may not move in a shortened run; they must not get worse.
-        Assert.True(after.RougeL >= before.RougeL, $"ROUGE-L {before.RougeL:F1} → {after.RougeL:F1}");
-        Assert.True(teacher.TestLoss < before.TestLoss);
+        Assert.True(File.Exists(Path.Combine(QuickstartPipeline.ShippedTeacherDirectory(), "model.safetensors")));
+        Assert.Equal(Path.GetFullPath(QuickstartPipeline.ShippedTeacherDirectory()), report.TeacherDirectory);
+        string[] expected = [QuickstartPipeline.TeacherRow, QuickstartPipeline.StudentBeforeRow, .. QuickstartMethods.All.Select(m => m.Key)];
+        Assert.Equal(expected, report.Rows.Select(r => r.Key));
+        Assert.All(report.Rows.Skip(1), r => Assert.Equal(2, r.ExactMatch.PerSeed.Count));
+        Assert.All(report.Rows.Skip(2), r => Assert.True(r.Seconds.Mean > 0, r.Key));
+        Assert.Equal(20, report.TestExamples);
+        Assert.Equal(16, report.LabelledExamples);
+        Assert.InRange(report.UnlabelledPrompts, 1, 24); // empty teacher answers are dropped
+        Assert.Equal(16, report[QuickstartMethods.Sft.Key].TrainingExamples);
+        Assert.Equal(16 + report.UnlabelledPrompts, report[QuickstartMethods.SeqKd.Key].TrainingExamples);
+        Assert.Equal(100, report[QuickstartPipeline.TeacherRow].Agreement.Mean);
 
-        // Artifacts: the cached teacher is an HF folder with its tokenizer, the student checkpoint is an HF folder, logs exist.
-        foreach (var file in new[] { "config.json", "model.safetensors", "tokenizer.json" })
+        // The table files: markdown with one line per row, JSON with every key.
+        var markdown = File.ReadAllText(Path.Combine(tmp.Path, QuickstartReport.MarkdownFile));
+        Assert.All(report.Rows, r => Assert.Contains($"| {r.Row} |", markdown, StringComparison.Ordinal));
+        var json = File.ReadAllText(Path.Combine(tmp.Path, QuickstartReport.JsonFile));
+        Assert.All(expected, k => Assert.Contains($"\"key\": \"{k}\"", json, StringComparison.Ordinal));
+        Assert.True(File.Exists(report.TeacherAnswersFile));
+        Assert.False(report.TeacherAnswersFromCache);
+        Assert.Contains(phases, p => p.StartsWith("on-policy", StringComparison.Ordinal));
+
+        // A second run reuses the cached teacher answers and trains the same SeqKD student (seeded, one thread).
+        var again = new QuickstartPipeline(settings with { Methods = [QuickstartMethods.SeqKd.Key], Seeds = [1] }).Run();
+        Assert.True(again.TeacherAnswersFromCache);
+        Assert.Equal(report.TeacherAnswersFile, again.TeacherAnswersFile);
+        Assert.Equal(report[QuickstartMethods.SeqKd.Key].AnswerLoss.PerSeed[0], again[QuickstartMethods.SeqKd.Key].AnswerLoss.PerSeed[0], 6);
+    }
+
+    /// <summary><c>train-teacher</c> at toy size writes an HF folder that <see cref="AutoCausalLM"/> loads, with its provenance.</summary>
+    [Fact]
+    public void TrainTeacher_ToySize_WritesLoadableFolder()
+    {
+        using var tmp = new TempFolder();
+        var dir = Path.Combine(tmp.Path, "teacher");
+        var (written, _, _) = TeacherTraining.Run(new TeacherTrainingSettings { OutputDirectory = dir, RunDirectory = Path.Combine(tmp.Path, "run"), Layers = 1, Hidden = 32, Steps = 3, BatchSize = 4 }, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, null, default);
+
+        Assert.Equal(Path.GetFullPath(dir), written);
+        foreach (var file in new[] { "config.json", "model.safetensors", "tokenizer.json", TeacherTraining.ProvenanceFile })
         {
-            Assert.True(File.Exists(Path.Combine(report.TeacherDirectory, file)), file);
+            Assert.True(File.Exists(Path.Combine(dir, file)), file);
         }
 
-        Assert.True(File.Exists(Path.Combine(report.DistilledCheckpoint, CheckpointLayout.StudentFolder, "model.safetensors")));
-        Assert.True(File.Exists(Path.Combine(report.OutputDirectory, "distill", "metrics.jsonl")));
-        Assert.All(report.TensorBoardDirectories, d => Assert.NotEmpty(Directory.GetFiles(d, "events.out.tfevents.*")));
-        Assert.Contains(phases, p => p.StartsWith("distilling", StringComparison.Ordinal));
-
-        // A second run finds the cached teacher.
-        var again = new QuickstartPipeline(settings with { Steps = 2, DevExamples = 0 }).Run();
-        Assert.True(again.TeacherFromCache);
-        Assert.Equal(teacher.TestLoss, again[QuickstartPipeline.TeacherRow].TestLoss, 6);
+        using var model = AutoCausalLM.FromPretrained(dir);
+        Assert.Equal(1, model.Config.NumHiddenLayers);
+        Assert.Empty(Directory.GetDirectories(tmp.Path, "teacher.tmp-*"));
     }
 }
