@@ -438,11 +438,15 @@ public sealed partial class LoraModel
                     $"{source}: the adapters would hold {adapterParameters:E2} parameters, more than {MaxAdapterToBaseRatio}× the base model's {baseParameters:E2} (first target {largest}); r or rank_pattern is implausible for these layer shapes.");
             }
         }
-        catch (System.Text.RegularExpressions.RegexMatchTimeoutException e)
+        catch (ArgumentException a) when (a.InnerException is System.Text.RegularExpressions.RegexMatchTimeoutException e)
         {
             throw new InvalidDataException(
                 $"{source}: the module pattern '{IO.InputFile.Bound(e.Pattern)}' exceeded its match timeout of {e.MatchTimeout.TotalSeconds:0.#} s on module name '{IO.InputFile.Bound(e.Input)}' (catastrophic backtracking); fix the pattern.",
                 e);
+        }
+        catch (ArgumentException a) when (a.InnerException is System.Text.RegularExpressions.RegexParseException)
+        {
+            throw new InvalidDataException($"{source}: {a.Message}", a);
         }
 
         var layers = new Dictionary<string, LoraLayer>(StringComparer.Ordinal);
