@@ -125,9 +125,10 @@ var tBatch = new Option<int>("--batch-size") { Description = "Micro-batch size."
 var tLr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => teacherDefaults.LearningRate };
 var tSeed = new Option<int>("--seed") { Description = "Seed (init and data order).", DefaultValueFactory = _ => teacherDefaults.Seed };
 var tTasks = new Option<string[]>("--tasks") { Description = "Task families to train on, or 'all'. Default: the quickstart's (uppercase count capital opposite multiply).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. QuickstartSettings.DefaultTasks] };
+var tData = new Option<string?>("--data") { Description = "JSONL instruction data to train on (its train split). Default: the bundled data." };
 var trainTeacher = new Command("train-teacher", "Train the quickstart's teacher on the bundled training split and write it as an HF folder (deterministic for a seed).")
 {
-    tOutput, tTokenizer, tLayers, tHidden, tSteps, tBatch, tLr, tSeed, tTasks, verbose,
+    tOutput, tTokenizer, tLayers, tHidden, tSteps, tBatch, tLr, tSeed, tTasks, tData, verbose,
 };
 trainTeacher.SetAction(parse =>
 {
@@ -142,6 +143,7 @@ trainTeacher.SetAction(parse =>
         LearningRate = parse.GetValue(tLr),
         Seed = parse.GetValue(tSeed),
         Tasks = parse.GetValue(tTasks) is { Length: > 0 } families && !families.Contains("all") ? families : null,
+        DataPath = parse.GetValue(tData),
     };
     if (t.Tokenizer is not ("bytes" or "bpe") || t.Layers < 1 || t.Hidden < 32 || t.Steps < 1 || t.BatchSize < 1 || t.LearningRate <= 0)
     {

@@ -34,6 +34,9 @@ public sealed record TeacherTrainingSettings
     /// <summary>Gets the task families trained on (<see cref="QuickstartSettings.DefaultTasks"/>); <see langword="null"/> = all.</summary>
     public IReadOnlyList<string>? Tasks { get; init; } = QuickstartSettings.DefaultTasks;
 
+    /// <summary>Gets a JSONL file of instruction data to train on instead of the bundled data (its train split, as the quickstart splits it).</summary>
+    public string? DataPath { get; init; }
+
     /// <summary>Gets the micro-batch size.</summary>
     public int BatchSize { get; init; } = 32;
 
@@ -66,7 +69,7 @@ public static class TeacherTraining
     {
         ArgumentNullException.ThrowIfNull(t);
         var clock = Stopwatch.StartNew();
-        var settings = new QuickstartSettings { Seed = t.Seed, MaxLength = t.MaxLength, Tokenizer = t.Tokenizer, Tasks = t.Tasks, OutputDirectory = t.RunDirectory };
+        var settings = new QuickstartSettings { Seed = t.Seed, MaxLength = t.MaxLength, Tokenizer = t.Tokenizer, Tasks = t.Tasks, DataPath = t.DataPath, OutputDirectory = t.RunDirectory };
         using var provider = QuickstartServices.Build(settings, loggers, bundledModels: true);
         var device = provider.GetRequiredService<IDistillRuntime>().Compute.Device;
         var tokenizer = BundledData.GetTokenizer(t.Tokenizer == "bpe" ? BundledTokenizer.Bpe : BundledTokenizer.Bytes);
@@ -103,7 +106,7 @@ public static class TeacherTraining
         {
             command = "dotnet run -c Release --project samples/Distill.Quickstart -- train-teacher",
             recipe = t with { OutputDirectory = Path.GetFileName(dir), RunDirectory = Path.GetFileName(t.RunDirectory) },
-            data = string.Create(CultureInfo.InvariantCulture, $"bundled train split, {train.Count} rows of the task families {(t.Tasks is null ? "(all)" : string.Join(", ", t.Tasks))}, compact template"),
+            data = t.DataPath is not null ? string.Create(CultureInfo.InvariantCulture, $"{Path.GetFileName(t.DataPath)}: {train.Count} training rows, compact template") : string.Create(CultureInfo.InvariantCulture, $"bundled train split, {train.Count} rows of the task families {(t.Tasks is null ? "(all)" : string.Join(", ", t.Tasks))}, compact template"),
             training_seconds = Math.Round(trainTime.TotalSeconds),
             dev_exact_match = Math.Round(devEm, 1),
             dev_examples = devSet.Count,
