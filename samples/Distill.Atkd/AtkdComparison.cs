@@ -286,17 +286,7 @@ public sealed class AtkdComparison(AtkdSettings settings, ILoggerFactory? logger
         return (student, seconds, sampleSource.Statistics);
     }
 
-    private Gpt2Config Config(HfTokenizer tokenizer, int layers, int hidden) => new()
-    {
-        ModelType = "gpt2",
-        VocabSize = tokenizer.VocabSize,
-        HiddenSize = hidden,
-        NumHiddenLayers = layers,
-        NumAttentionHeads = Math.Max(1, hidden / 32),
-        MaxPositionEmbeddings = settings.MaxLength,
-        EosTokenIds = [TokenizedDataset.PadId(tokenizer)],
-        BosTokenId = TokenizedDataset.PadId(tokenizer),
-    };
+    private Gpt2Config Config(HfTokenizer tokenizer, int layers, int hidden) => Distill.Samples.SampleModels.TinyGpt2(tokenizer, layers, hidden, settings.MaxLength);
 
     /// <summary>
     /// DSKD exact match and ROUGE-L (×100) of greedy answers, through <see cref="SeededEvaluator"/>: its seeds are the training seeds, and

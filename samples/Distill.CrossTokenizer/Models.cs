@@ -19,17 +19,7 @@ public static class Models
     /// <param name="layers">Transformer blocks.</param>
     /// <param name="hidden">Hidden size.</param>
     /// <returns>The config.</returns>
-    public static Gpt2Config Gpt2(HfTokenizer tokenizer, int layers, int hidden) => new()
-    {
-        ModelType = "gpt2",
-        VocabSize = tokenizer.VocabSize,
-        HiddenSize = hidden,
-        NumHiddenLayers = layers,
-        NumAttentionHeads = Math.Max(1, hidden / 32),
-        MaxPositionEmbeddings = MaxLength,
-        EosTokenIds = [TokenizedDataset.PadId(tokenizer)],
-        BosTokenId = TokenizedDataset.PadId(tokenizer),
-    };
+    public static Gpt2Config Gpt2(HfTokenizer tokenizer, int layers, int hidden) => Distill.Samples.SampleModels.TinyGpt2(tokenizer, layers, hidden, MaxLength);
 
     /// <summary>Trains <paramref name="model"/> for <paramref name="steps"/> optimizer steps (AdamW, cosine with 5 % warm-up, clip 1.0, float32, no checkpoints).</summary>
     /// <param name="model">The model to train.</param>

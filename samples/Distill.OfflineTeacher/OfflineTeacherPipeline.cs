@@ -235,17 +235,7 @@ public sealed class OfflineTeacherPipeline(OfflineTeacherSettings settings, ILog
         return teacher;
     }
 
-    private Gpt2Config Config(HfTokenizer tokenizer, int layers, int hidden) => new()
-    {
-        ModelType = "gpt2",
-        VocabSize = tokenizer.VocabSize,
-        HiddenSize = hidden,
-        NumHiddenLayers = layers,
-        NumAttentionHeads = Math.Max(1, hidden / 32),
-        MaxPositionEmbeddings = settings.MaxLength,
-        EosTokenIds = [TokenizedDataset.PadId(tokenizer)],
-        BosTokenId = TokenizedDataset.PadId(tokenizer),
-    };
+    private Gpt2Config Config(HfTokenizer tokenizer, int layers, int hidden) => Distill.Samples.SampleModels.TinyGpt2(tokenizer, layers, hidden, settings.MaxLength);
 
     private OfflineTeacherRow TrainStudent(string name, int? k, IDistillationObjective objective, ITeacher teacher, TokenizedDataset testSet, IBatchSource batches, long eos, IDistillationTrainerFactory trainers, (long Bytes, double PerToken, double Seconds)? cache)
     {

@@ -52,17 +52,7 @@ internal static class QuickstartServices
     /// <param name="hidden">Width (heads of 32 dimensions).</param>
     /// <param name="maxLength">Context length.</param>
     /// <returns>The config.</returns>
-    public static Gpt2Config BundledConfig(HfTokenizer tokenizer, int layers, int hidden, int maxLength) => new()
-    {
-        ModelType = "gpt2",
-        VocabSize = tokenizer.VocabSize,
-        HiddenSize = hidden,
-        NumHiddenLayers = layers,
-        NumAttentionHeads = Math.Max(1, hidden / 32),
-        MaxPositionEmbeddings = maxLength,
-        EosTokenIds = [TokenizedDataset.PadId(tokenizer)],
-        BosTokenId = TokenizedDataset.PadId(tokenizer),
-    };
+    public static Gpt2Config BundledConfig(HfTokenizer tokenizer, int layers, int hidden, int maxLength) => Distill.Samples.SampleModels.TinyGpt2(tokenizer, layers, hidden, maxLength);
 
     /// <summary>The student of one seed: <c>--student</c>'s folder, or a random bundled GPT-2 initialised from the seed.</summary>
     /// <param name="settings">The settings.</param>
