@@ -73,7 +73,7 @@ public sealed class LoraLayer : nn.Module<Tensor, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         var x = input.to(loraA.weight!.dtype);
-        return loraB.forward(loraA.forward(dropout.forward(x))).mul_(Scaling).MoveToOuterDisposeScope();
+        return loraB.forward(loraA.forward(dropout.forward(x))).MulInPlace(Scaling).MoveToOuterDisposeScope();
     }
 
     /// <summary>Computes the merged weight delta <c>scaling · B·A</c> in the base weight's layout and dtype.</summary>
@@ -82,7 +82,7 @@ public sealed class LoraLayer : nn.Module<Tensor, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var delta = torch.matmul(B.to(ScalarType.Float32), A.to(ScalarType.Float32)).mul_(Scaling); // [out, in]
+        var delta = torch.matmul(B.to(ScalarType.Float32), A.to(ScalarType.Float32)).MulInPlace(Scaling); // [out, in]
         if (Target.WeightIsInputMajor)
         {
             delta = delta.t(); // Conv1D stores [in, out]
@@ -103,7 +103,7 @@ public sealed class LoraLayer : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var dtype = Target.Bias?.dtype ?? Target.Weight.dtype;
-        return BBias.to(ScalarType.Float32).mul(Scaling).to(dtype).MoveToOuterDisposeScope();
+        return BBias.to(ScalarType.Float32).Mul(Scaling).to(dtype).MoveToOuterDisposeScope();
     }
 
     /// <summary>Initialises A and B as PEFT does for <paramref name="mode"/>.</summary>

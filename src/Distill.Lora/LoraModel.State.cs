@@ -125,10 +125,10 @@ public sealed partial class LoraModel
         foreach (var l in layers.Values.Where(l => !l.IsMerged))
         {
             var weightKey = $"{l.Path}.weight";
-            result[weightKey] = l.Target.Weight.detach().add(l.DeltaWeight());
+            result[weightKey] = l.Target.Weight.detach().add(l.DeltaWeight(), TorchScalars.One);
             if (l.DeltaBias() is Tensor db)
             {
-                result[$"{l.Path}.bias"] = l.Target.Bias!.detach().add(db);
+                result[$"{l.Path}.bias"] = l.Target.Bias!.detach().add(db, TorchScalars.One);
             }
         }
 

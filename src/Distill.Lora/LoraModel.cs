@@ -277,10 +277,10 @@ public sealed partial class LoraModel
                 originals[l.Path] = (weight.detach().clone().DetachFromDisposeScope(), deltaBias is null ? null : bias!.detach().clone().DetachFromDisposeScope());
             }
 
-            weight.add_(delta);
+            weight.add_(delta, TorchScalars.One);
             if (deltaBias is not null)
             {
-                bias!.add_(deltaBias);
+                bias!.add_(deltaBias, TorchScalars.One);
             }
 
             l.Target.SetAdapter(null);

@@ -1,4 +1,3 @@
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Distill.Losses;
@@ -13,7 +12,7 @@ internal static class LossMath
     internal static Tensor Scale(Tensor logits, double temperature)
     {
         var f = ToCompute(logits);
-        return temperature == 1.0 ? f : f / temperature;
+        return temperature == 1.0 ? f : f.Div(temperature);
     }
 
     /// <summary>The compute dtype of the losses: float32, or float64 when the input is float64.</summary>
@@ -26,20 +25,15 @@ internal static class LossMath
     internal static Tensor Sanitize(Tensor x, Tensor mask) => Fill(x, mask, 0.0);
 
     /// <summary>
-    /// <c>x.masked_fill(mask, value)</c> with a <see cref="TorchSharp.Scalar"/> that stays alive for the whole call. An implicit
-    /// double → Scalar conversion creates a temporary the GC may finalize (freeing the native scalar) while libtorch still reads
-    /// it; under allocation pressure from another thread (a cached teacher preparing the next batch) that crashed
-    /// <c>masked_fill</c> in <c>c10::Scalar::toFloat</c>.
+    /// <c>x.masked_fill(mask, value)</c> with a <see cref="TorchSharp.Scalar"/> that stays alive for the whole call (see
+    /// <see cref="TorchScalars"/>: an implicit double → Scalar temporary crashed <c>masked_fill</c> in
+    /// <c>c10::Scalar::toFloat</c> while a cached teacher prepared the next batch on another thread).
     /// </summary>
-    internal static Tensor Fill(Tensor x, Tensor mask, double value)
-    {
-        using var scalar = value.ToScalar();
-        return x.masked_fill(mask, scalar);
-    }
+    internal static Tensor Fill(Tensor x, Tensor mask, double value) => x.MaskedFill(mask, value);
 
     /// <summary>Labels with −100 replaced by 0, safe for <c>gather</c>/<c>scatter</c>.</summary>
     internal static Tensor SafeTargets(Tensor labels) =>
-        labels.masked_fill(labels.eq(DistillationBatch.IgnoreIndex), 0);
+        labels.masked_fill(labels.eq(TorchScalars.Constant(DistillationBatch.IgnoreIndex)), TorchScalars.Constant(0));
 
     /// <summary>The one-hot mask of the target id, [..., V] bool.</summary>
     internal static Tensor TargetMask(Tensor logits, Tensor labels)

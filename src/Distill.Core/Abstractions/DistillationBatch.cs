@@ -87,10 +87,10 @@ public sealed class DistillationBatch : IDisposable
         static void Check(Tensor ids, string name, long vocab, bool labels)
         {
             using var scope = NewDisposeScope();
-            var bad = ids.lt(0).logical_or(ids.ge(vocab));
+            var bad = ids.lt(TorchScalars.Constant(0)).logical_or(ids.Ge(vocab));
             if (labels)
             {
-                bad = bad.logical_and(ids.ne(IgnoreIndex));
+                bad = bad.logical_and(ids.ne(TorchScalars.Constant(IgnoreIndex)));
             }
 
             if (!bad.any().item<bool>())
@@ -107,7 +107,7 @@ public sealed class DistillationBatch : IDisposable
     }
 
     /// <summary>Counts the positions that are scored (labels ≠ −100). Synchronises with the device.</summary>
-    public long CountValidTokens() => Labels.ne(IgnoreIndex).sum().item<long>();
+    public long CountValidTokens() => Labels.ne(TorchScalars.Constant(IgnoreIndex)).sum().item<long>();
 
     /// <summary>Moves every tensor to <paramref name="device"/>, returning a new batch (this one is unchanged).</summary>
     public DistillationBatch To(Device device) => new()

@@ -119,7 +119,7 @@ public sealed record ObjectiveResult(Tensor LossSum, Tensor Normalizer, Tensor S
         ArgumentNullException.ThrowIfNull(lossSum);
         ArgumentNullException.ThrowIfNull(labels);
         ArgumentNullException.ThrowIfNull(metrics);
-        var scored = labels.ne(DistillationBatch.IgnoreIndex).sum().to(ScalarType.Int64);
+        var scored = labels.ne(TorchScalars.Constant(DistillationBatch.IgnoreIndex)).sum().to(ScalarType.Int64);
         return new ObjectiveResult(lossSum, scored.to(ScalarType.Float32), scored, Detach(metrics));
     }
 
@@ -134,7 +134,7 @@ public sealed record ObjectiveResult(Tensor LossSum, Tensor Normalizer, Tensor S
         ArgumentNullException.ThrowIfNull(lossMean);
         ArgumentNullException.ThrowIfNull(labels);
         ArgumentNullException.ThrowIfNull(metrics);
-        var scored = labels.ne(DistillationBatch.IgnoreIndex).sum().to(ScalarType.Int64);
+        var scored = labels.ne(TorchScalars.Constant(DistillationBatch.IgnoreIndex)).sum().to(ScalarType.Int64);
         return new ObjectiveResult(lossMean, ones(Array.Empty<long>(), ScalarType.Float32, lossMean.device), scored, Detach(metrics));
     }
 

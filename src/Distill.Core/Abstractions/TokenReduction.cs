@@ -11,7 +11,7 @@ public static class TokenReduction
     public static Tensor ValidMask(Tensor labels)
     {
         ArgumentNullException.ThrowIfNull(labels);
-        return labels.ne(DistillationBatch.IgnoreIndex);
+        return labels.ne(TorchScalars.Constant(DistillationBatch.IgnoreIndex));
     }
 
     /// <summary>Sums a per-token loss over scored positions. Masked positions contribute exactly 0, even if they hold NaN or inf.</summary>
@@ -32,6 +32,6 @@ public static class TokenReduction
     public static Tensor Normalize(Tensor lossSum, long tokenCount)
     {
         ArgumentNullException.ThrowIfNull(lossSum);
-        return lossSum / Math.Max(tokenCount, 1); // ClampMin(1): an all-masked window yields 0, not NaN
+        return lossSum.Div(Math.Max(tokenCount, 1)); // ClampMin(1): an all-masked window yields 0, not NaN
     }
 }

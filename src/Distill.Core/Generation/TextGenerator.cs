@@ -80,7 +80,7 @@ public static class TextGenerator
         var batch = inputIds.shape[0];
         var promptIds = inputIds.to(device).to_type(ScalarType.Int64);
         var mask = attentionMask.to(device).to_type(ScalarType.Int64);
-        var positions = (mask.cumsum(-1) - 1).masked_fill(mask.eq(0), 1);
+        var positions = mask.cumsum(-1).Sub(1).masked_fill(mask.eq(TorchScalars.Constant(0)), TorchScalars.Constant(1));
         // Never used when neither is known: without EOS ids and stop strings no row finishes early (checked by the caller).
         var pad = options.PadTokenId ?? (options.EosTokenIds.Count > 0 ? options.EosTokenIds[0] : 0);
         var eos = options.EosTokenIds.Count > 0 ? torch.tensor(options.EosTokenIds.ToArray(), device: device) : null;
@@ -101,7 +101,7 @@ public static class TextGenerator
             CausalLMInput input;
             if (cache is not null && step > 0)
             {
-                lastPositions = lastPositions + 1;
+                lastPositions = lastPositions.Add(1);
                 input = new CausalLMInput { InputIds = tokens[^1], AttentionMask = fullMask, PositionIds = lastPositions, Cache = cache };
             }
             else
@@ -109,7 +109,7 @@ public static class TextGenerator
                 var ids = tokens.Count == 0 ? promptIds : torch.cat([promptIds, .. tokens], 1);
                 var pos = tokens.Count == 0
                     ? positions
-                    : torch.cat([positions, positions.narrow(1, positions.shape[1] - 1, 1) + torch.arange(1, tokens.Count + 1, dtype: ScalarType.Int64, device: device).unsqueeze(0)], 1);
+                    : torch.cat([positions, positions.narrow(1, positions.shape[1] - 1, 1).Add(TorchScalars.Arange(1, tokens.Count + 1, dtype: ScalarType.Int64, device: device).unsqueeze(0))], 1);
                 lastPositions = pos.narrow(1, pos.shape[1] - 1, 1);
                 input = new CausalLMInput { InputIds = ids, AttentionMask = fullMask, PositionIds = pos, Cache = cache };
             }
@@ -118,9 +118,9 @@ public static class TextGenerator
             var last = logits.select(1, -1).to_type(ScalarType.Float32); // [B, V]
             var logp = last.log_softmax(-1);
             var next = options.DoSample ? Sample(last, options, generator) : last.argmax(-1);
-            next = torch.where(unfinished, next, torch.full_like(next, pad));
-            var chosen = logp.gather(1, next.unsqueeze(1)).squeeze(1).masked_fill(unfinished.logical_not(), 0);
-            lengths.add_(unfinished.to_type(ScalarType.Int64));
+            next = torch.where(unfinished, next, next.FullLike(pad));
+            var chosen = logp.gather(1, next.unsqueeze(1)).squeeze(1).masked_fill(unfinished.logical_not(), TorchScalars.Constant(0));
+            lengths.add_(unfinished.to_type(ScalarType.Int64), TorchScalars.One);
 
             if (eos is not null)
             {
@@ -175,13 +175,13 @@ public static class TextGenerator
     /// <returns>[B] int64.</returns>
     internal static Tensor Sample(Tensor logits, GenerationOptions options, Generator? generator)
     {
-        var scores = options.Temperature != 1.0 ? logits / options.Temperature : logits;
+        var scores = options.Temperature != 1.0 ? logits.Div(options.Temperature) : logits;
         var vocab = scores.shape[^1];
         if (options.TopK > 0 && options.TopK < vocab)
         {
             // Keep scores >= the k-th largest (ties at the threshold are kept, as transformers does).
             var kth = scores.topk(options.TopK, -1).values.narrow(1, options.TopK - 1, 1); // [B, 1]
-            scores = scores.masked_fill(scores.lt(kth), float.NegativeInfinity);
+            scores = scores.masked_fill(scores.lt(kth), TorchScalars.Constant(float.NegativeInfinity));
         }
 
         if (options.TopP < 1.0)
@@ -189,10 +189,10 @@ public static class TextGenerator
             // Sort ascending; drop tokens whose cumulative probability is <= 1 − p; always keep the most likely one.
             var (sorted, order) = scores.sort(-1, descending: false);
             var cumulative = sorted.softmax(-1).cumsum(-1);
-            var removeSorted = cumulative.le(1 - options.TopP);
-            removeSorted.select(1, -1).fill_(false);
+            var removeSorted = cumulative.Le(1 - options.TopP);
+            removeSorted.select(1, -1).fill_(TorchScalars.Constant(false));
             var remove = removeSorted.scatter(1, order, removeSorted);
-            scores = scores.masked_fill(remove, float.NegativeInfinity);
+            scores = scores.masked_fill(remove, TorchScalars.Constant(float.NegativeInfinity));
         }
 
         var probs = scores.softmax(-1);

@@ -28,7 +28,7 @@ internal static class AttentionMask
             throw new ArgumentException($"Attention mask has shape [{string.Join(", ", mask.shape)}]; expected [B, past + T] = [{batch}, {total}].", nameof(mask));
         }
 
-        var padded = mask is not null && !mask.eq(1).all().item<bool>();
+        var padded = mask is not null && !mask.eq(TorchScalars.Constant(1)).all().item<bool>();
         var windowed = window is { } w && total > w;
         if (!padded && !windowed && past == 0)
         {
@@ -40,25 +40,25 @@ internal static class AttentionMask
             return new AttentionBias(null, IsCausal: false);
         }
 
-        var q = torch.arange(past, total, dtype: ScalarType.Int64, device: device).unsqueeze(1); // [T, 1]
-        var k = torch.arange(0, total, dtype: ScalarType.Int64, device: device).unsqueeze(0); // [1, S]
+        var q = TorchScalars.Arange(past, total, dtype: ScalarType.Int64, device: device).unsqueeze(1); // [T, 1]
+        var k = TorchScalars.Arange(0, total, dtype: ScalarType.Int64, device: device).unsqueeze(0); // [1, S]
         var allowed = k.le(q);
         if (windowed)
         {
-            allowed = allowed.logical_and(k.gt(q - window!.Value));
+            allowed = allowed.logical_and(k.gt(q.Sub(window!.Value)));
         }
 
         var allowed4 = allowed.unsqueeze(0).unsqueeze(0); // [1, 1, T, S]
         if (padded)
         {
-            allowed4 = allowed4.logical_and(mask!.to(device).ne(0).unsqueeze(1).unsqueeze(1)); // [B, 1, T, S]
+            allowed4 = allowed4.logical_and(mask!.to(device).ne(TorchScalars.Constant(0)).unsqueeze(1).unsqueeze(1)); // [B, 1, T, S]
         }
         else
         {
             allowed4 = allowed4.expand(batch, 1, length, total);
         }
 
-        var bias = torch.zeros(allowed4.shape, dtype, device).masked_fill(allowed4.logical_not(), torch.finfo(dtype).min);
+        var bias = torch.zeros(allowed4.shape, dtype, device).MaskedFill(allowed4.logical_not(), torch.finfo(dtype).min);
         return new AttentionBias(bias, false);
     }
 }

@@ -95,7 +95,7 @@ public abstract class CausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICaus
         var device = Device;
         ids = ids.to(device);
         var positions = input.PositionIds?.to(device)
-            ?? torch.arange(past, past + length, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(batch, length);
+            ?? TorchScalars.Arange(past, past + length, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(batch, length);
         if (positions.shape.Length != 2 || positions.shape[0] != batch || positions.shape[1] != length)
         {
             throw new ArgumentException($"PositionIds has shape [{string.Join(", ", positions.shape)}]; expected [{batch}, {length}].", nameof(input));

@@ -67,7 +67,7 @@ public sealed class Gpt2ForCausalLM : CausalLM
         {
             if (name.Contains(".ln_", StringComparison.Ordinal) || name.StartsWith("transformer.ln_f", StringComparison.Ordinal))
             {
-                _ = name.EndsWith(".weight", StringComparison.Ordinal) ? p.fill_(1.0) : p.zero_();
+                _ = name.EndsWith(".weight", StringComparison.Ordinal) ? p.fill_(TorchScalars.Constant(1.0)) : p.zero_();
             }
             else if (name.EndsWith(".bias", StringComparison.Ordinal))
             {
@@ -108,7 +108,7 @@ internal sealed class Gpt2Model : nn.Module
 
     internal Tensor Forward(Tensor ids, Tensor? mask, Tensor positions, long past, KeyValueCache? cache)
     {
-        var x = wte.forward(ids) + wpe.forward(positions);
+        var x = wte.forward(ids).Add(wpe.forward(positions));
         x = nn.functional.dropout(x, config.EmbeddingDropout, training);
         var bias = AttentionMask.Build(mask, ids.shape[0], ids.shape[1], past, null, x.dtype, x.device);
         foreach (var block in h)
@@ -148,9 +148,9 @@ internal sealed class Gpt2Block : nn.Module
     internal Tensor Forward(Tensor x, AttentionBias bias, KeyValueCache? cache)
     {
         var a = attn.Forward(ln1.forward(x), bias, cache, layer, training);
-        x = x + nn.functional.dropout(a, config.ResidualDropout, training);
+        x = x.Add(nn.functional.dropout(a, config.ResidualDropout, training));
         var m = mlp.Forward(ln2.forward(x));
-        return x + nn.functional.dropout(m, config.ResidualDropout, training);
+        return x.Add(nn.functional.dropout(m, config.ResidualDropout, training));
     }
 }
 
@@ -191,7 +191,7 @@ internal sealed class Gpt2Attention : nn.Module
         var qScale = (config.ScaleAttentionWeights ? 1.0 : Math.Sqrt(d)) / (config.ScaleAttentionByInverseLayerIndex ? layer + 1 : 1);
         if (qScale != 1.0)
         {
-            q = q * qScale;
+            q = q.Mul(qScale);
         }
 
         var o = ModelHelpers.Attend(q, k, v, bias, training ? config.AttentionDropout : 0.0);

@@ -43,8 +43,8 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         var x = input.to_type(ScalarType.Float32);
-        var variance = x.pow(2).mean([-1], keepdim: true);
-        x = x * torch.rsqrt(variance + eps);
+        var variance = x.pow(TorchScalars.Constant(2)).mean([-1], keepdim: true);
+        x = x * torch.rsqrt(variance.Add(eps));
         return (weight * x.to_type(input.dtype)).MoveToOuterDisposeScope();
     }
 }

@@ -59,7 +59,7 @@ public abstract class Projection : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         var y = ForwardBase(input);
-        return adapter is null ? y : y.add_(adapter.forward(input).to(y.dtype));
+        return adapter is null ? y : y.add_(adapter.forward(input).to(y.dtype), TorchScalars.One);
     }
 }
 

@@ -54,7 +54,7 @@ public abstract class RopeDecoderForCausalLM : CausalLM
         {
             if (name.EndsWith("norm.weight", StringComparison.Ordinal))
             {
-                p.fill_(1.0);
+                p.fill_(TorchScalars.Constant(1.0));
             }
             else if (name.EndsWith(".bias", StringComparison.Ordinal))
             {

@@ -76,8 +76,8 @@ internal sealed class RopeDecoderLayer : nn.Module
 
     internal Tensor Forward(Tensor x, Tensor cos, Tensor sin, AttentionBias bias, KeyValueCache? cache)
     {
-        x = x + selfAttn.Forward(inputLayernorm.forward(x), cos, sin, bias, cache, training);
-        return x + mlp.Forward(postAttentionLayernorm.forward(x));
+        x = x.Add(selfAttn.Forward(inputLayernorm.forward(x), cos, sin, bias, cache, training));
+        return x.Add(mlp.Forward(postAttentionLayernorm.forward(x)));
     }
 }
 

@@ -54,7 +54,7 @@ internal sealed class RotaryEmbedding
         var s = sin.unsqueeze(1);
         var half = x.shape[^1] / 2;
         var rotated = torch.cat([x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)], -1);
-        return (x * c) + (rotated * s);
+        return (x * c).Add(rotated * s);
     }
 
     // Llama 3.1: long wavelengths divided by factor, short kept, the band between smoothly interpolated.

@@ -69,15 +69,15 @@ internal sealed class TrainingStep(
             result.LossSum.backward();
             using (no_grad())
             {
-                lossSum.add_(result.LossSum.detach().to(ScalarType.Float32).reshape(1));
-                normalizer.add_(result.Normalizer.to(ScalarType.Float32).reshape(1));
-                scored.add_(result.ScoredTokens.to(ScalarType.Int64).reshape(1));
+                lossSum.add_(result.LossSum.detach().to(ScalarType.Float32).reshape(1), TorchScalars.One);
+                normalizer.add_(result.Normalizer.to(ScalarType.Float32).reshape(1), TorchScalars.One);
+                scored.add_(result.ScoredTokens.to(ScalarType.Int64).reshape(1), TorchScalars.One);
                 foreach (var (name, value) in result.Metrics)
                 {
                     var v = value.detach().to(ScalarType.Float32).reshape(1);
                     if (parts.TryGetValue(name, out var acc))
                     {
-                        acc.add_(v);
+                        acc.add_(v, TorchScalars.One);
                     }
                     else
                     {
@@ -88,7 +88,7 @@ internal sealed class TrainingStep(
         }
 
         // Normalise by the window's summed normaliser (DSKD); clamp_min(1): an all-masked window gives zero gradients, not NaN.
-        var scale = normalizer.clamp_min(1.0).reciprocal().reshape(Array.Empty<long>());
+        var scale = normalizer.clamp_min(TorchScalars.Constant(1.0)).reciprocal().reshape(Array.Empty<long>());
         var targets = masters is null ? trainable : masters.Masters;
         Tensor gradNorm;
         using (no_grad())
@@ -143,7 +143,7 @@ internal sealed class TrainingStep(
             masters?.CopyToModel();
         }
 
-        tokenCounter?.add_(scored.reshape(tokenCounter.shape));
+        tokenCounter?.add_(scored.reshape(tokenCounter.shape), TorchScalars.One);
         if (!readBack)
         {
             return new StepStats(double.NaN, new Dictionary<string, double>(), double.NaN, -1, skipped);
@@ -215,7 +215,7 @@ internal sealed class TrainingStep(
         var total = norms.Count == 1 ? norms[0] : stack(norms).norm(2.0f);
         if (maxNorm is double max)
         {
-            var coefficient = (max / (total + 1e-6)).clamp_max(1.0);
+            var coefficient = total.Add(1e-6).RDiv(max).clamp_max(TorchScalars.Constant(1.0));
             foreach (var g in grads)
             {
                 g.mul_(coefficient);

@@ -73,7 +73,7 @@ public sealed class LocalModelTopKProducer : ITopKProducer
             var at = tensor(positions.Select(p => (long)p).ToArray()).to(device);
             var logProbs = logits[i].index_select(0, at).to(ScalarType.Float32).log_softmax(-1);  // [n, V]
             var (values, indices) = logProbs.topk(k, dim: -1);                                       // [n, k], descending
-            var tail = logProbs.scatter(-1, indices, full_like(values, double.NegativeInfinity)).logsumexp(-1); // [n]
+            var tail = logProbs.scatter(-1, indices, full_like(values, TorchScalars.Constant(double.NegativeInfinity))).logsumexp(-1); // [n]
             results[i] = new TopKSequence(
                 indices.to(ScalarType.Int32).cpu().data<int>().ToArray(),
                 values.cpu().data<float>().ToArray(),

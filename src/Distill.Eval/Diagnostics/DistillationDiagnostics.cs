@@ -73,7 +73,7 @@ public static class DistillationDiagnostics
         }
 
         using var scope = torch.NewDisposeScope();
-        var keep = (mask.dtype == ScalarType.Bool ? mask : mask.ne(DistillationBatch.IgnoreIndex)).reshape(-1).to(studentLogits.device); // [N]
+        var keep = (mask.dtype == ScalarType.Bool ? mask : mask.ne(TorchScalars.Constant(DistillationBatch.IgnoreIndex))).reshape(-1).to(studentLogits.device); // [N]
         var student = studentLogits.reshape(-1, vocab)[keep].to_type(ScalarType.Float32); // [M, V]
         var teacher = teacherLogits.reshape(-1, vocab)[keep].to_type(ScalarType.Float32); // [M, V]
         var count = student.shape[0];

@@ -49,7 +49,7 @@ public static class Perplexity
         var vocab = logits.shape[2];
         var flatLogits = logits.reshape(-1, vocab).to_type(ScalarType.Float32); // [B*T, V]
         var flatLabels = labels.reshape(-1).to(logits.device); // [B*T]
-        var count = flatLabels.ne(DistillationBatch.IgnoreIndex).sum().item<long>();
+        var count = flatLabels.ne(TorchScalars.Constant(DistillationBatch.IgnoreIndex)).sum().item<long>();
         if (count == 0)
         {
             return new PerplexityResult(0, 0);

@@ -103,7 +103,7 @@ public sealed class MinEdObjective : IDistillationObjective
         var mask = TokenReduction.ValidMask(batch.Labels);
         var ce = DskdMath.CrossEntropySum(zs, batch.Labels);
         var kd = DskdMath.ForwardKlSum(zs, aligned, mask, options.Temperature); // always forward KL
-        var loss = ((1.0 - options.Alpha) * ce) + (options.Alpha * kd);
+        var loss = ce.Mul(1.0 - options.Alpha).Add(kd.Mul(options.Alpha));
         var metrics = new Dictionary<string, Tensor>(StringComparer.Ordinal)
         {
             ["ce"] = ce,
@@ -149,8 +149,8 @@ public sealed class MinEdObjective : IDistillationObjective
         {
             for (var b = 0; b < studentLogits.shape[0]; b++)
             {
-                var sc = labels[b].ne(DistillationBatch.IgnoreIndex).nonzero().view(-1);       // [n_s]
-                var tc = teacherLabels[b].ne(DistillationBatch.IgnoreIndex).nonzero().view(-1); // [n_t]
+                var sc = labels[b].ne(TorchScalars.Constant(DistillationBatch.IgnoreIndex)).nonzero().view(-1);       // [n_s]
+                var tc = teacherLabels[b].ne(TorchScalars.Constant(DistillationBatch.IgnoreIndex)).nonzero().view(-1); // [n_t]
                 var ns = sc.shape[0];
                 var outRow = studentLogits[b].detach().to(ScalarType.Float32).clone();            // [L_s, V_s]
                 if (ns == 0)
@@ -172,7 +172,7 @@ public sealed class MinEdObjective : IDistillationObjective
                 }
 
                 var match = tensor(a.Select(k => (long)k).ToArray(), dtype: ScalarType.Int64, device: device); // [n_s]
-                var ok = match.ge(0);
+                var ok = match.ge(TorchScalars.Constant(0));
                 var idx = where(ok, match, zeros_like(match));
                 var studentIn = inputIds[b].index_select(0, sc);                                   // [n_s]
                 var target = labels[b].index_select(0, sc);                                        // [n_s]
@@ -180,7 +180,7 @@ public sealed class MinEdObjective : IDistillationObjective
                 if (nt == 0)
                 {
                     ok = zeros_like(ok);
-                    mapped = full(ns, vs, DskdMath.NegativeFill, dtype: ScalarType.Float32, device: device);
+                    mapped = full(ns, vs, TorchScalars.Constant(DskdMath.NegativeFill), dtype: ScalarType.Float32, device: device);
                 }
                 else
                 {
@@ -189,16 +189,16 @@ public sealed class MinEdObjective : IDistillationObjective
                     // The teacher input token must map to the student input token (DSKD's consistency check).
                     ok = ok.logical_and(t2s.index_select(0, teacherIn).eq(studentIn));
                     var teacherRows = teacherLogits[b].index_select(0, teacherPos).to(ScalarType.Float32); // [n_s, V_t]
-                    mapped = full(ns, vs, DskdMath.NegativeFill, dtype: ScalarType.Float32, device: device);
+                    mapped = full(ns, vs, TorchScalars.Constant(DskdMath.NegativeFill), dtype: ScalarType.Float32, device: device);
                     mapped.index_copy_(1, keys, teacherRows.index_select(1, values));
                 }
 
-                ok = ok.logical_and(mapped.max(-1).values.ne(DskdMath.NegativeFill));
-                var oneHot = full(ns, vs, DskdMath.NegativeFill, dtype: ScalarType.Float32, device: device)
-                    .scatter_(1, target.unsqueeze(-1), full(ns, 1, 100.0, dtype: ScalarType.Float32, device: device));
+                ok = ok.logical_and(mapped.max(-1).values.ne(TorchScalars.Constant(DskdMath.NegativeFill)));
+                var oneHot = full(ns, vs, TorchScalars.Constant(DskdMath.NegativeFill), dtype: ScalarType.Float32, device: device)
+                    .scatter_(1, target.unsqueeze(-1), full(ns, 1, TorchScalars.Constant(100.0), dtype: ScalarType.Float32, device: device));
                 var rowsB = where(ok.unsqueeze(-1), mapped, oneHot);
                 outRow.index_copy_(0, sc, rowsB);
-                alignedRows = alignedRows + ok.sum().to(ScalarType.Float32);
+                alignedRows = alignedRows.Add(ok.sum().to(ScalarType.Float32));
                 rows.Add(outRow);
             }
         }

@@ -92,31 +92,31 @@ public sealed class UldObjective : IDistillationObjective
     internal static (Tensor Loss, Tensor CrossEntropy, Tensor Uld) Compute(Tensor studentLogits, UldTeacher teacher, Tensor labels, Tensor teacherLabels, UldOptions options)
     {
         using var scope = NewDisposeScope();
-        var count = TokenReduction.ValidMask(labels).sum().clamp_min(1).to(ScalarType.Float32);
+        var count = TokenReduction.ValidMask(labels).sum().clamp_min(TorchScalars.Constant(1)).to(ScalarType.Float32);
         var ce = DskdMath.CrossEntropySum(studentLogits, labels) / count; // HF mean over all student labels
 
         var (aS, nS) = UldMath.StartAndCount(labels);
         var (aT, nT) = UldMath.StartAndCount(teacherLabels);
         if (options.SkipStudentEos)
         {
-            nS = (nS - 1).clamp_min(0);
+            nS = nS.Sub(1).clamp_min(TorchScalars.Constant(0));
         }
 
         if (options.SkipTeacherEos)
         {
-            nT = (nT - 1).clamp_min(0);
+            nT = nT.Sub(1).clamp_min(TorchScalars.Constant(0));
         }
 
         var m = minimum(nS, nT);                                          // [B] aligned positions per sample
         // K rows per sample cover every aligned position (m ≤ min(L_s, L_t)); rows past m are masked below. A static K avoids
         // reading max(m) back to the host.
         var k = Math.Max(Math.Min(studentLogits.shape[1], teacher.Length), 1);
-        var positions = arange(k, dtype: ScalarType.Int64, device: m.device).unsqueeze(0).lt(m.unsqueeze(1)); // [B, K]
-        var zs = UldMath.GatherRows(studentLogits, aS, k) / options.StudentTemperature;   // rows a_s .. a_s + K − 1
+        var positions = TorchScalars.Arange(k, dtype: ScalarType.Int64, device: m.device).unsqueeze(0).lt(m.unsqueeze(1)); // [B, K]
+        var zs = UldMath.GatherRows(studentLogits, aS, k).Div(options.StudentTemperature);   // rows a_s .. a_s + K − 1
         var perPosition = teacher.Distance(zs, aT, k, options.TeacherTemperature, RegisteredName); // [B, K]
-        var perSample = where(positions, perPosition, zeros_like(perPosition)).sum(-1) / m.clamp_min(1).to(ScalarType.Float32);
-        var uld = options.Lambda * perSample.mean();
-        var loss = ce + uld;
+        var perSample = where(positions, perPosition, zeros_like(perPosition)).sum(-1) / m.clamp_min(TorchScalars.Constant(1)).to(ScalarType.Float32);
+        var uld = perSample.mean().Mul(options.Lambda);
+        var loss = ce.Add(uld);
         return (loss.MoveToOuterDisposeScope(), ce.MoveToOuterDisposeScope(), uld.MoveToOuterDisposeScope());
     }
 }

@@ -94,7 +94,7 @@ public sealed class UldDskdObjective : IDistillationObjective
         var zs = UldMath.GatherRows(studentLogits, s0, k);                                  // [B, K, V_s]
         // Masked sum over [B, K] rather than boolean indexing, which would read the mask back to the host.
         var uld = TokenReduction.MaskedSum(teacher.Distance(zs, t0, k, 1.0, RegisteredName), both);
-        var loss = ((1.0 - alpha) * ce) + (alpha * uld);
+        var loss = ce.Mul(1.0 - alpha).Add(uld.Mul(alpha));
         return (loss.MoveToOuterDisposeScope(), ce.MoveToOuterDisposeScope(), uld.MoveToOuterDisposeScope());
     }
 }

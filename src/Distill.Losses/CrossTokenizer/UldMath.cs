@@ -65,7 +65,7 @@ internal static class UldMath
         }
 
         var tail = teacherLogTail is null ? zeros_like(head) : teacherLogTail.to(ScalarType.Float32).exp();
-        return (head + (rest - tail).abs()).MoveToOuterDisposeScope();
+        return head.Add((rest - tail).abs()).MoveToOuterDisposeScope();
     }
 
     /// <summary>Per row: the index of the first label ≠ −100 (0 when there is none) and the number of such labels.</summary>
@@ -86,8 +86,8 @@ internal static class UldMath
     {
         using var scope = NewDisposeScope();
         var l = x.shape[1];
-        var k = arange(length, dtype: ScalarType.Int64, device: x.device).unsqueeze(0);   // [1, K]
-        var idx = (start.unsqueeze(1) + k).remainder(l);                                 // [B, K]
+        var k = TorchScalars.Arange(length, dtype: ScalarType.Int64, device: x.device).unsqueeze(0);   // [1, K]
+        var idx = start.unsqueeze(1).Add(k).Remainder(l);                                 // [B, K]
         if (x.dim() == 2)
         {
             return x.gather(1, idx).MoveToOuterDisposeScope();

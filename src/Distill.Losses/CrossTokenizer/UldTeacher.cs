@@ -43,7 +43,7 @@ internal sealed record UldTeacher(Tensor? Logits, Tensor? TopKLogProbs, Tensor? 
     {
         if (Logits is not null)
         {
-            return UldMath.SortedProbabilityDistance(studentRows, UldMath.GatherRows(Logits, start, rows) / temperature);
+            return UldMath.SortedProbabilityDistance(studentRows, UldMath.GatherRows(Logits, start, rows).Div(temperature));
         }
 
         if (temperature != 1.0)

@@ -28,7 +28,7 @@ public static class AdaptiveKl
         var (wHead, wTail) = Weights(studentLogits, teacherLogits, alpha, temperature);
         var fkl = ForwardKl.PerToken(studentLogits, teacherLogits, temperature);
         var rkl = ReverseKl.PerToken(studentLogits, teacherLogits, temperature);
-        return (wHead * fkl + wTail * rkl).MoveToOuterDisposeScope();
+        return (wHead * fkl).Add(wTail * rkl).MoveToOuterDisposeScope();
     }
 
     /// <summary>The detached head and tail weights of AKL, each [...]: g_head/(g_head+g_tail) and g_tail/(g_head+g_tail) (½, ½ where p = q).</summary>
@@ -41,14 +41,14 @@ public static class AdaptiveKl
         var (sortedP, idx) = p.sort(-1);                                   // ascending, as DSKD
         var sortedQ = q.gather(-1, idx);
         var gap = (sortedP - sortedQ).abs();
-        var tail = sortedP.cumsum(-1).le(alpha).to(sortedP.dtype);        // smallest tokens with cumulative mass ≤ α
-        var gHead = (gap * (1 - tail)).sum(-1);
+        var tail = sortedP.cumsum(-1).Le(alpha).to(sortedP.dtype);        // smallest tokens with cumulative mass ≤ α
+        var gHead = (gap * tail.RSub(1)).sum(-1);
         var gTail = (gap * tail).sum(-1);
-        var total = gHead + gTail;
-        var positive = total.gt(0);
-        var safeTotal = total.masked_fill(positive.logical_not(), 1.0);
-        var head = where(positive, gHead / safeTotal, full_like(total, 0.5));
-        var tailWeight = where(positive, gTail / safeTotal, full_like(total, 0.5));
+        var total = gHead.Add(gTail);
+        var positive = total.gt(TorchScalars.Constant(0));
+        var safeTotal = total.masked_fill(positive.logical_not(), TorchScalars.Constant(1.0));
+        var head = where(positive, gHead / safeTotal, full_like(total, TorchScalars.Constant(0.5)));
+        var tailWeight = where(positive, gTail / safeTotal, full_like(total, TorchScalars.Constant(0.5)));
         return (head.MoveToOuterDisposeScope(), tailWeight.MoveToOuterDisposeScope());
     }
 }

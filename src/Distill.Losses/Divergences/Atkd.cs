@@ -61,11 +61,11 @@ public static class Atkd
         var easyNckd = GroupMean(nckd, easyMask, nEasy, emptyGroupIsNaN);
         var hardTckd = GroupMean(tckd, hardMask, nHard, emptyGroupIsNaN);
         var hardNckd = GroupMean(nckd, hardMask, nHard, emptyGroupIsNaN);
-        var loss = alpha * easyNckd + (1 - alpha) * (hardTckd + hardNckd);
+        var loss = easyNckd.Mul(alpha).Add(hardTckd.Add(hardNckd).Mul(1 - alpha));
 
         // No scored token: zero loss that still depends on the student (so backward works), not NaN — in either mode.
-        var zero = studentLogits.to(ScalarType.Float32).sum() * 0;
-        loss = where(n.gt(0), loss, zero);
+        var zero = studentLogits.to(ScalarType.Float32).sum().Mul(0);
+        loss = where(n.gt(TorchScalars.Constant(0)), loss, zero);
         return new AtkdResult(loss.MoveToOuterDisposeScope(), n.MoveToOuterDisposeScope(), nEasy.MoveToOuterDisposeScope(), nHard.MoveToOuterDisposeScope());
     }
 
@@ -75,17 +75,17 @@ public static class Atkd
     /// </summary>
     private static Tensor LowerMedian(Tensor values, Tensor valid, Tensor count)
     {
-        var sorted = values.masked_fill(valid.logical_not(), double.PositiveInfinity).reshape(-1).sort().Values;
-        var k = (count - 1).clamp_min(0).div(2, rounding_mode: RoundingMode.floor).reshape(1);
+        var sorted = values.masked_fill(valid.logical_not(), TorchScalars.Constant(double.PositiveInfinity)).reshape(-1).sort().Values;
+        var k = count.Sub(1).clamp_min(TorchScalars.Constant(0)).div(TorchScalars.Constant(2), rounding_mode: RoundingMode.floor).reshape(1);
         return sorted.gather(0, k).squeeze(0);
     }
 
     private static Tensor GroupMean(Tensor perToken, Tensor mask, Tensor count, bool emptyIsNaN)
     {
         var sum = TokenReduction.MaskedSum(perToken, mask);
-        var mean = sum / count.clamp_min(1).to(ScalarType.Float32);
+        var mean = sum / count.clamp_min(TorchScalars.Constant(1)).to(ScalarType.Float32);
         // 0/0 = NaN reproduces ATKD for an empty group; else an empty group adds nothing (its sum is 0, so mean = 0).
         // The NaN is a constant: a where() over a NaN-valued branch with gradient would poison the other branch's gradient.
-        return emptyIsNaN ? where(count.gt(0), mean, full_like(mean, double.NaN)) : mean;
+        return emptyIsNaN ? where(count.gt(TorchScalars.Constant(0)), mean, full_like(mean, TorchScalars.Constant(double.NaN))) : mean;
     }
 }

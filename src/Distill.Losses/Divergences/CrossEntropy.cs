@@ -16,6 +16,6 @@ public static class CrossEntropy
         using var scope = NewDisposeScope();
         var logProbs = LossMath.ToCompute(logits).log_softmax(-1);
         var nll = -logProbs.gather(-1, LossMath.SafeTargets(labels).unsqueeze(-1)).squeeze(-1);
-        return nll.masked_fill(labels.eq(DistillationBatch.IgnoreIndex), 0.0).MoveToOuterDisposeScope();
+        return nll.masked_fill(labels.eq(TorchScalars.Constant(DistillationBatch.IgnoreIndex)), TorchScalars.Constant(0.0)).MoveToOuterDisposeScope();
     }
 }

@@ -34,8 +34,8 @@ public static class Dkd
         var logBs = LossMath.LogBinary(s.log_softmax(-1), gt, labels);             // [..., 2]
         var logBt = LossMath.LogBinary(t.log_softmax(-1), gt, labels);
         var tckd = LossMath.KlFromLogs(logBt, logBs);                               // KL(b_t || b_s)
-        var logNs = s.masked_fill(gt, double.NegativeInfinity).log_softmax(-1);    // softmax over v ≠ y
-        var logNt = t.masked_fill(gt, double.NegativeInfinity).log_softmax(-1);
+        var logNs = s.masked_fill(gt, TorchScalars.Constant(double.NegativeInfinity)).log_softmax(-1);    // softmax over v ≠ y
+        var logNt = t.masked_fill(gt, TorchScalars.Constant(double.NegativeInfinity)).log_softmax(-1);
         var nckd = LossMath.KlFromLogs(logNt, logNs);                               // KL(p̂_t || p̂_s)
         return (tckd.MoveToOuterDisposeScope(), nckd.MoveToOuterDisposeScope());
     }
@@ -52,6 +52,6 @@ public static class Dkd
         using var scope = NewDisposeScope();
         var t = LossMath.Scale(teacherLogits, temperature);
         var gt = LossMath.TargetMask(t, labels);
-        return t.softmax(-1).masked_fill(gt, 0.0).sum(-1).MoveToOuterDisposeScope();
+        return t.softmax(-1).masked_fill(gt, TorchScalars.Constant(0.0)).sum(-1).MoveToOuterDisposeScope();
     }
 }

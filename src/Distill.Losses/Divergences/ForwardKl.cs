@@ -26,6 +26,6 @@ public static class ForwardKl
         var logP = LossMath.Sanitize(t.log_softmax(-1), inf);
         // kl_div(input = log q, target = log p, log_target) = p·(log p − log q): KL(teacher || student).
         var kl = nn.functional.kl_div(logQ, logP, log_target: true, reduction: nn.Reduction.None);
-        return kl.masked_fill(inf, 0.0).sum(-1).MoveToOuterDisposeScope();
+        return kl.masked_fill(inf, TorchScalars.Constant(0.0)).sum(-1).MoveToOuterDisposeScope();
     }
 }

@@ -35,11 +35,11 @@ public static class GeneralizedJsd
         var inf = LossMath.InfMask(s, t);
         var logQ = LossMath.Sanitize(s.log_softmax(-1), inf);
         var logP = LossMath.Sanitize(t.log_softmax(-1), inf);
-        var logM = stack([logQ + Math.Log(1 - beta), logP + Math.Log(beta)]).logsumexp(0L);
+        var logM = stack([logQ.Add(Math.Log(1 - beta)), logP.Add(Math.Log(beta))]).logsumexp(0L);
         // kl_div(input = log m, target = log p, log_target) = KL(p || m); likewise KL(q || m). TRL's argument order.
         var klTeacher = nn.functional.kl_div(logM, logP, log_target: true, reduction: nn.Reduction.None);
         var klStudent = nn.functional.kl_div(logM, logQ, log_target: true, reduction: nn.Reduction.None);
-        var jsd = beta * klTeacher + (1 - beta) * klStudent;
-        return jsd.masked_fill(inf, 0.0).sum(-1).MoveToOuterDisposeScope();
+        var jsd = klTeacher.Mul(beta).Add(klStudent.Mul(1 - beta));
+        return jsd.masked_fill(inf, TorchScalars.Constant(0.0)).sum(-1).MoveToOuterDisposeScope();
     }
 }

@@ -23,9 +23,9 @@ public static class JsDivergence
         var inf = LossMath.InfMask(s, t);
         var q = s.softmax(-1);
         var p = t.softmax(-1);
-        var m = (p + q) / 2;
-        var logM = (m + Epsilon).log();
-        var term = (p * ((p + Epsilon).log() - logM) + q * ((q + Epsilon).log() - logM)) / 2;
-        return term.masked_fill(inf, 0.0).sum(-1).MoveToOuterDisposeScope();
+        var m = p.Add(q).Div(2);
+        var logM = m.Add(Epsilon).log();
+        var term = (p * (p.Add(Epsilon).log() - logM)).Add(q * (q.Add(Epsilon).log() - logM)).Div(2);
+        return term.masked_fill(inf, TorchScalars.Constant(0.0)).sum(-1).MoveToOuterDisposeScope();
     }
 }

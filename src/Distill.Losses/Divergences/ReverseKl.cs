@@ -26,6 +26,6 @@ public static class ReverseKl
         var logP = LossMath.Sanitize(t.log_softmax(-1), inf);
         // kl_div(input = log p, target = log q, log_target) = q·(log q − log p): KL(student || teacher).
         var kl = nn.functional.kl_div(logP, logQ, log_target: true, reduction: nn.Reduction.None);
-        return kl.masked_fill(inf, 0.0).sum(-1).MoveToOuterDisposeScope();
+        return kl.masked_fill(inf, TorchScalars.Constant(0.0)).sum(-1).MoveToOuterDisposeScope();
     }
 }

@@ -25,7 +25,7 @@ public static class SkewKl
         using var scope = NewDisposeScope();
         var (logQ, logP, inf) = LogProbs(studentLogits, teacherLogits, temperature);
         var logM = LogMixture(logP, logQ, lambda);
-        return (logP.exp() * (logP - logM)).masked_fill(inf, 0.0).sum(-1).MoveToOuterDisposeScope();
+        return (logP.exp() * (logP - logM)).masked_fill(inf, TorchScalars.Constant(0.0)).sum(-1).MoveToOuterDisposeScope();
     }
 
     /// <summary>Per-token skew reverse KL, KL(q || (1−λ)p + λq).</summary>
@@ -41,7 +41,7 @@ public static class SkewKl
         using var scope = NewDisposeScope();
         var (logQ, logP, inf) = LogProbs(studentLogits, teacherLogits, temperature);
         var logM = LogMixture(logQ, logP, lambda);
-        return (logQ.exp() * (logQ - logM)).masked_fill(inf, 0.0).sum(-1).MoveToOuterDisposeScope();
+        return (logQ.exp() * (logQ - logM)).masked_fill(inf, TorchScalars.Constant(0.0)).sum(-1).MoveToOuterDisposeScope();
     }
 
     private static (Tensor LogQ, Tensor LogP, Tensor Inf) LogProbs(Tensor studentLogits, Tensor teacherLogits, double temperature)
@@ -65,6 +65,6 @@ public static class SkewKl
             return logA;
         }
 
-        return stack([logA + Math.Log(lambda), logB + Math.Log(1 - lambda)]).logsumexp(0L);
+        return stack([logA.Add(Math.Log(lambda)), logB.Add(Math.Log(1 - lambda))]).logsumexp(0L);
     }
 }

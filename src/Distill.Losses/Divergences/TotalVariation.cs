@@ -18,6 +18,6 @@ public static class TotalVariation
         using var scope = NewDisposeScope();
         var q = LossMath.Scale(studentLogits, studentTemperature).softmax(-1);
         var p = LossMath.Scale(teacherLogits, teacherTemperature).softmax(-1);
-        return ((q - p).abs().sum(-1) * 0.5).MoveToOuterDisposeScope();
+        return (q - p).abs().sum(-1).Mul(0.5).MoveToOuterDisposeScope();
     }
 }

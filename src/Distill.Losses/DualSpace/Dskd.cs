@@ -169,7 +169,7 @@ public sealed class DskdObjective : IModelAwareObjective
         var s2tLogits = nn.functional.linear(s2tHidden, teacherLmHead.detach().to(s2tHidden.dtype), teacherLmHeadBias?.detach().to(s2tHidden.dtype));
         var s2tKd = DskdMath.ForwardKlSum(s2tLogits, teacherLogits, teacherMask, temperature); // always forward KL in v1
 
-        var loss = ((1.0 - alpha) * ce) + (alpha * (t2sKd + t2sCe + s2tKd));
+        var loss = ce.Mul(1.0 - alpha).Add(t2sKd.Add(t2sCe).Add(s2tKd).Mul(alpha));
         var correct = t2sLogits.argmax(-1).eq(labels).logical_and(mask).sum().to(ScalarType.Float32);
         return new DualSpaceTerms(loss, ce, t2sCe, t2sKd, s2tKd, correct).MoveToOuterDisposeScope();
     }

@@ -151,12 +151,12 @@ public sealed class DskdCmaObjective : IModelAwareObjective
 
         var q = DualSpaceProjectors.Apply(query, sIndex).to(ScalarType.Float32);                                    // [B, L_s, 2d_t]
         var vs = DualSpaceProjectors.Apply(projectors.StudentToTeacher, studentHidden).to(ScalarType.Float32);       // [B, L_s, d_t]
-        var vt = DualSpaceProjectors.Apply(projectors.TeacherToStudent, normHidden + normTarget).to(ScalarType.Float32); // [B, L_t, d_s]
+        var vt = DualSpaceProjectors.Apply(projectors.TeacherToStudent, normHidden.Add(normTarget)).to(ScalarType.Float32); // [B, L_t, d_s]
 
         var dt = teacherHidden.shape[^1];
-        var align = q.matmul(key.transpose(-1, -2)) / Math.Sqrt(2.0 * dt);                                          // [B, L_s, L_t]
+        var align = q.matmul(key.transpose(-1, -2)).Div(Math.Sqrt(2.0 * dt));                                          // [B, L_s, L_t]
         var pairMask = ms.to(ScalarType.Float32).unsqueeze(-1) * mt.to(ScalarType.Float32).unsqueeze(1);
-        align = align + ((1.0 - pairMask) * DskdMath.NegativeFill);
+        align = align.Add(pairMask.RSub(1.0).Mul(DskdMath.NegativeFill));
 
         // Student space.
         var t2sHidden = align.softmax(-1).matmul(vt).to(studentHidden.dtype);                                       // [B, L_s, d_s]
@@ -175,17 +175,17 @@ public sealed class DskdCmaObjective : IModelAwareObjective
         else
         {
             // use_tea_temp=True: teacher logits / T / τ, i.e. the distance at T on z_t2s / τ.
-            var teacherSide = options.TeacherTemperature == 1.0 ? t2sLogits.detach() : t2sLogits.detach() / options.TeacherTemperature;
+            var teacherSide = options.TeacherTemperature == 1.0 ? t2sLogits.detach() : t2sLogits.detach().Div(options.TeacherTemperature);
             t2sKd = distance(studentLogits, teacherSide, ms.logical_and(acc), options.Temperature);
 
             // Teacher space: attention over student positions.
             var s2tHidden = align.transpose(-1, -2).softmax(-1).matmul(vs).to(studentHidden.dtype);                 // [B, L_t, d_t]
             var s2tLogits = s2tHidden.matmul(teacherLmHead.detach().to(s2tHidden.dtype).t());                       // [B, L_t, V_t]
             s2tKd = DskdMath.ForwardKlSum(s2tLogits, teacherLogits, mt, options.Temperature);
-            kd = t2sCe + t2sKd + s2tKd;
+            kd = t2sCe.Add(t2sKd).Add(s2tKd);
         }
 
-        var loss = ((1.0 - options.Alpha) * ce) + (options.Alpha * kd);
+        var loss = ce.Mul(1.0 - options.Alpha).Add(kd.Mul(options.Alpha));
         return new DualSpaceTerms(loss, ce, t2sCe, t2sKd, s2tKd, correct).MoveToOuterDisposeScope();
     }
 }

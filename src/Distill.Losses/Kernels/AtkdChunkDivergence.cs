@@ -70,8 +70,8 @@ internal sealed class AtkdChunkDivergence(double alpha, double studentTemperatur
         var easyWeight = nEasy > 0 ? alpha * count / nEasy : 0.0;
         var hardWeight = nHard > 0 ? (1 - alpha) * count / nHard : 0.0;
         var zero = zeros(n, dtype: ScalarType.Float32, device: labels.device);
-        var tckdWeight = zero.masked_fill(hardMask, hardWeight);
-        var nckdWeight = tckdWeight.masked_fill(easyMask, easyWeight);
+        var tckdWeight = zero.MaskedFill(hardMask, hardWeight);
+        var nckdWeight = tckdWeight.MaskedFill(easyMask, easyWeight);
         return new Prepared(this, tckdWeight, nckdWeight, addNaN: emptyGroupIsNaN && (nEasy == 0 || nHard == 0));
     }
 
@@ -83,7 +83,7 @@ internal sealed class AtkdChunkDivergence(double alpha, double studentTemperatur
     {
         var (a, b) = reverse ? (teacherLogits, studentLogits) : (studentLogits, teacherLogits);
         var (tckd, nckd) = Dkd.PerToken(a, b, labels, studentTemperature, teacherTemperature);
-        return TokenReduction.MaskedSum(tckd * tckdWeight + nckd * nckdWeight, TokenReduction.ValidMask(labels));
+        return TokenReduction.MaskedSum((tckd * tckdWeight).Add(nckd * nckdWeight), TokenReduction.ValidMask(labels));
     }
 
     /// <summary>ATKD bound to one batch: per-row TCKD and NCKD weights from pass 1.</summary>
@@ -94,7 +94,7 @@ internal sealed class AtkdChunkDivergence(double alpha, double studentTemperatur
             var length = labels.shape[0];
             var sum = owner.ChunkSum(studentLogits, teacherLogits!, labels, tckdWeight.narrow(0, start, length), nckdWeight.narrow(0, start, length));
             // Official: an empty group divides 0/0, so the whole loss is NaN (added once, on the first chunk).
-            return addNaN && start == 0 ? sum + double.NaN : sum;
+            return addNaN && start == 0 ? sum.Add(double.NaN) : sum;
         }
     }
 }

@@ -96,7 +96,7 @@ internal sealed class ForwardKlChunkDivergence(double kdRate, double temperature
         }
 
         var ce = TokenReduction.MaskedSum(CrossEntropy.PerToken(studentLogits, labels), mask);
-        return (1 - kdRate) * ce + kdRate * kd;
+        return ce.Mul(1 - kdRate).Add(kd.Mul(kdRate));
     }
 
     public override bool TrySumAndGradient(
@@ -115,12 +115,12 @@ internal sealed class ForwardKlChunkDivergence(double kdRate, double temperature
         }
 
         var invT = 1.0 / temperature;
-        var ignored = labels.eq(DistillationBatch.IgnoreIndex).unsqueeze(-1);         // [c, 1]
+        var ignored = labels.eq(TorchScalars.Constant(DistillationBatch.IgnoreIndex)).unsqueeze(-1);         // [c, 1]
         var target = LossMath.SafeTargets(labels).unsqueeze(-1);
 
         // Teacher: p = softmax(t/T) [buffer P]; Σ_v p log p = Σ_v p·t/T − lse_t.
         var ownsScaled = temperature != 1.0 || t.dtype != ScalarType.Float32;
-        var ts = !ownsScaled ? t : teacherIsFresh && t.dtype == ScalarType.Float32 ? t.mul_(invT) : LossMath.ToCompute(t).mul(invT);
+        var ts = !ownsScaled ? t : teacherIsFresh && t.dtype == ScalarType.Float32 ? t.MulInPlace(invT) : LossMath.ToCompute(t).Mul(invT);
         var p = ts.softmax(-1);
         var lseT = ts.amax([-1], keepdim: true).sub_(p.amax([-1], keepdim: true).log_());
         var pLogP = RowDot(p, ts).sub_(lseT);                                            // [c, 1]
@@ -150,16 +150,16 @@ internal sealed class ForwardKlChunkDivergence(double kdRate, double temperature
         // s → softmax(s/T) in place; lse_s = max + log Σ exp.
         if (temperature != 1.0)
         {
-            s.mul_(invT);
+            s.MulInPlace(invT);
         }
 
         var lseS = s.amax([-1], keepdim: true);
         s.sub_(lseS).exp_();
         var z = s.sum([-1], keepdim: true);
         s.div_(z);
-        lseS.add_(z.log_());
-        var kdRows = pLogP.sub_(pS.mul_(invT)).add_(lseS);                               // Σ p log p − (Σ p·s/T − lse_s)
-        var kd = kdRows.masked_fill_(ignored, 0.0).sum();
+        lseS.add_(z.log_(), TorchScalars.One);
+        var kdRows = pLogP.sub_(pS.MulInPlace(invT)).add_(lseS, TorchScalars.One);                               // Σ p log p − (Σ p·s/T − lse_s)
+        var kd = kdRows.masked_fill_(ignored, TorchScalars.Constant(0.0)).sum();
         var grad = s;                                                                    // q_T, becomes the gradient in place
         if (kdRate >= 1)
         {
@@ -167,11 +167,11 @@ internal sealed class ForwardKlChunkDivergence(double kdRate, double temperature
             p.Dispose();
             if (temperature != 1.0)
             {
-                grad.mul_(invT);
+                grad.MulInPlace(invT);
             }
 
             sum = kd;
-            gradient = grad.masked_fill_(ignored, 0.0);
+            gradient = grad.masked_fill_(ignored, TorchScalars.Constant(0.0));
             return true;
         }
 
@@ -179,24 +179,24 @@ internal sealed class ForwardKlChunkDivergence(double kdRate, double temperature
         if (q1 is null)
         {
             // T = 1: α(q − p) + (1 − α)(q − onehot) = q − α·p − (1 − α)·onehot.
-            grad.add_(p, alpha: -kdRate);
+            grad.AddInPlace(p, -kdRate);
             p.Dispose();
-            grad.scatter_add_(-1, target, full_like(sY!, -(1 - kdRate)));
+            grad.scatter_add_(-1, target, sY!.FullLike(-(1 - kdRate)));
             ceRows = lseS.sub_(sY!);
         }
         else
         {
-            grad.sub_(p).mul_(kdRate * invT);                                            // (α/T)(q_T − p)
+            grad.sub_(p).MulInPlace(kdRate * invT);                                            // (α/T)(q_T − p)
             p.Dispose();
-            q1.scatter_add_(-1, target, full_like(sY!, -1.0));                           // softmax(s) − onehot(y)
-            grad.add_(q1, alpha: 1 - kdRate);
+            q1.scatter_add_(-1, target, full_like(sY!, TorchScalars.Constant(-1.0)));                           // softmax(s) − onehot(y)
+            grad.AddInPlace(q1, 1 - kdRate);
             q1.Dispose();
             ceRows = lse1!.sub_(sY!);
         }
 
-        var ce = ceRows.masked_fill_(ignored, 0.0).sum();
-        sum = (1 - kdRate) * ce + kdRate * kd;
-        gradient = grad.masked_fill_(ignored, 0.0);
+        var ce = ceRows.masked_fill_(ignored, TorchScalars.Constant(0.0)).sum();
+        sum = ce.Mul(1 - kdRate).Add(kd.Mul(kdRate));
+        gradient = grad.masked_fill_(ignored, TorchScalars.Constant(0.0));
         return true;
     }
 

@@ -51,7 +51,7 @@ internal sealed record TeacherSource(Tensor? Logits, Tensor? HiddenStates = null
         {
             // bfloat16 product (float32 accumulation inside libtorch), back to float32, bias added in float32.
             var t = nn.functional.linear(h.to(ScalarType.BFloat16), low.narrow(0, 0, vocab)).to(ScalarType.Float32);
-            return LmHeadBias is null ? t : t.add_(LmHeadBias.narrow(0, 0, vocab));
+            return LmHeadBias is null ? t : t.add_(LmHeadBias.narrow(0, 0, vocab), TorchScalars.One);
         }
 
         return nn.functional.linear(h, w, LmHeadBias?.narrow(0, 0, vocab));
@@ -188,7 +188,7 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             var (delta, adapterInput) = AdapterDelta(args.Adapter, h, wantH, wantAdapter);
             if (delta is not null)
             {
-                s.add_(delta.detach().to(s.dtype));
+                s.add_(delta.detach().to(s.dtype), TorchScalars.One);
             }
 
             if (s.dtype != ScalarType.Float32 && s.dtype != ScalarType.Float64)
@@ -207,7 +207,7 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
 
             if (!args.WithGrad)
             {
-                loss.add_(divergence.Sum(s, t, y, start));
+                loss.add_(divergence.Sum(s, t, y, start), TorchScalars.One);
                 continue;
             }
 
@@ -224,7 +224,7 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             }
 
             t?.Dispose();
-            loss.add_(sum);
+            loss.add_(sum, TorchScalars.One);
             if (delta is not null && (adapterInput is not null || wantAdapter))
             {
                 // The adapter's own backward on this chunk: dL/d(adapter input) and dL/d(adapter parameters) for gradient g.
@@ -234,14 +234,14 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
                 var k = 0;
                 if (adapterInput is not null)
                 {
-                    gradH!.narrow(0, start, length).add_(grads[k++]);
+                    gradH!.narrow(0, start, length).add_(grads[k++], TorchScalars.One);
                 }
 
                 for (var i = 0; i < adapterParameters.Length; i++, k++)
                 {
                     if (grads[k] is not null && !grads[k].IsInvalid)
                     {
-                        gradA[i]!.add_(grads[k]);
+                        gradA[i]!.add_(grads[k], TorchScalars.One);
                     }
                 }
             }
@@ -251,7 +251,7 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
             {
                 // dL/dh += g·W as a bfloat16 product ([c, H] output). dL/dW stays a float32 addmm_ in place below: a bfloat16
                 // product would return a fresh [V, H] tensor per chunk to convert and add (measured slower, and +V·H·4 B).
-                gradH?.narrow(0, start, length).add_(g.to(ScalarType.BFloat16).mm(lowWeight!));
+                gradH?.narrow(0, start, length).add_(g.to(ScalarType.BFloat16).mm(lowWeight!), TorchScalars.One);
             }
             else
             {
@@ -266,11 +266,11 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
                 }
                 else
                 {
-                    gradW.add_(gw.t().mm(h).to(ScalarType.Float32));
+                    gradW.add_(gw.t().mm(h).to(ScalarType.Float32), TorchScalars.One);
                 }
             }
 
-            gradB?.add_(g.sum(dim: 0L).to(ScalarType.Float32));
+            gradB?.add_(g.sum(dim: 0L).to(ScalarType.Float32), TorchScalars.One);
         }
 
         if (args.WithGrad)
@@ -314,7 +314,7 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
                     }
                     else
                     {
-                        existing.add_(g);
+                        existing.add_(g, TorchScalars.One);
                         existing.Dispose();
                     }
 
@@ -365,7 +365,7 @@ internal sealed class FusedLinearDivergence : autograd.SingleTensorFunction<Fuse
     private static Tensor LowPrecisionLogits(Tensor hLow, Tensor wLow, Tensor? bias)
     {
         var s = nn.functional.linear(hLow, wLow).to(ScalarType.Float32);
-        return bias is null ? s : s.add_(bias.detach().to(ScalarType.Float32));
+        return bias is null ? s : s.add_(bias.detach().to(ScalarType.Float32), TorchScalars.One);
     }
 
     private sealed record Arguments(

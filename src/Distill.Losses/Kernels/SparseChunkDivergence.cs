@@ -52,7 +52,7 @@ internal sealed class SparseChunkDivergence(string name, SparseTopKOptions optio
         var mask = TokenReduction.ValidMask(labels);
         var ce = TokenReduction.MaskedSum(CrossEntropy.PerToken(s, labels), mask);
         var kd = TokenReduction.MaskedSum(SparseKdObjective.PerToken(name, options, s, ids, logProbs, logTail), mask);
-        return (1 - options.KdRate) * ce + options.KdRate * kd;
+        return ce.Mul(1 - options.KdRate).Add(kd.Mul(options.KdRate));
     }
 
     /// <summary>Sparse forward KL (+ CE) in closed form; see the class remarks. False when a case is left to autograd.</summary>
@@ -69,7 +69,7 @@ internal sealed class SparseChunkDivergence(string name, SparseTopKOptions optio
         }
 
         long v = s.shape[^1], k = ids.shape[^1];
-        var ignored = labels.eq(DistillationBatch.IgnoreIndex).unsqueeze(-1);          // [c, 1]
+        var ignored = labels.eq(TorchScalars.Constant(DistillationBatch.IgnoreIndex)).unsqueeze(-1);          // [c, 1]
         var invT = 1.0 / temperature;
 
         // Teacher buckets at T: log P_k [c, K] and, with a tail bucket, log P_t [c, 1] (as SparseTopK.Buckets).
@@ -79,13 +79,13 @@ internal sealed class SparseChunkDivergence(string name, SparseTopKOptions optio
         if (tailBucket)
         {
             var all = cat([teacher, logTail!.to(ScalarType.Float32).unsqueeze(-1)], -1);
-            var logP = (temperature == 1.0 ? all : all * invT).log_softmax(-1);
+            var logP = (temperature == 1.0 ? all : all.Mul(invT)).log_softmax(-1);
             logPk = logP.narrow(-1, 0, k);
             logPt = logP.narrow(-1, k, 1);
         }
         else
         {
-            logPk = (temperature == 1.0 ? teacher : teacher * invT).log_softmax(-1);
+            logPk = (temperature == 1.0 ? teacher : teacher.Mul(invT)).log_softmax(-1);
         }
 
         var pk = logPk.exp();
@@ -98,10 +98,10 @@ internal sealed class SparseChunkDivergence(string name, SparseTopKOptions optio
         {
             // q_tail ≥ exp(max_{v ∉ top-k} z_v − lse) ≥ exp((max_out − max)/T − log V). Below e^−80 it could underflow float32
             // (the full-logits formula keeps its exact log): leave such a chunk to autograd before s is overwritten.
-            s.scatter_(-1, ids, full_like(zk, double.NegativeInfinity));
+            s.scatter_(-1, ids, full_like(zk, TorchScalars.Constant(double.NegativeInfinity)));
             var maxOut = s.amax([-1], keepdim: true);
             s.scatter_(-1, ids, zk);
-            if (maxOut.sub(s.amax([-1], keepdim: true)).mul_(invT).lt(-80 + Math.Log(v)).any().item<bool>())
+            if (maxOut.sub(s.amax([-1], keepdim: true)).MulInPlace(invT).Lt(-80 + Math.Log(v)).any().item<bool>())
             {
                 return false;
             }
@@ -109,59 +109,59 @@ internal sealed class SparseChunkDivergence(string name, SparseTopKOptions optio
 
         if (temperature != 1.0)
         {
-            s.mul_(invT);
-            zk.mul_(invT);                                                               // the same products as s's
+            s.MulInPlace(invT);
+            zk.MulInPlace(invT);                                                               // the same products as s's
         }
 
         var lse = s.amax([-1], keepdim: true);
         s.sub_(lse).exp_();
         var z = s.sum([-1], keepdim: true);
         s.div_(z);
-        lse.add_(z.log_());
+        lse.add_(z.log_(), TorchScalars.One);
         var q = s;
 
         // KL rows: Σ_k P_k (log P_k − (z_k − lse)) [+ P_t (log P_t − log q_tail)]; buckets with P = 0 count 0.
-        var kdRows = pk.mul(logPk.sub(zk).add_(lse)).masked_fill_(pk.eq(0), 0.0).sum([-1], keepdim: true);
+        var kdRows = pk.mul(logPk.sub(zk).add_(lse, TorchScalars.One)).masked_fill_(pk.eq(TorchScalars.Constant(0)), TorchScalars.Constant(0.0)).sum([-1], keepdim: true);
         var qk = q.gather(-1, ids);
         if (tailBucket && k < v)
         {
             q.scatter_(-1, ids, zeros_like(qk));                                         // q outside the top-k
             var qTail = q.sum([-1], keepdim: true);
             var pt = logPt!.exp();
-            kdRows.add_(pt.mul(logPt.sub(qTail.log())).masked_fill_(pt.eq(0), 0.0));
-            q.mul_(pt.div(qTail).mul_(-alpha).add_(1.0));                                // q_j (1 − α P_t / q_tail), j ∉ top-k
-            q.scatter_(-1, ids, qk.add(pk, alpha: -alpha));                               // q_j − α P_j, j ∈ top-k
+            kdRows.add_(pt.mul(logPt.sub(qTail.log())).masked_fill_(pt.eq(TorchScalars.Constant(0)), TorchScalars.Constant(0.0)), TorchScalars.One);
+            q.mul_(pt.div(qTail).MulInPlace(-alpha).add_(TorchScalars.Constant(1.0), TorchScalars.One));                                // q_j (1 − α P_t / q_tail), j ∉ top-k
+            q.scatter_(-1, ids, qk.Add(pk, -alpha));                               // q_j − α P_j, j ∈ top-k
         }
         else if (tailBucket)
         {
             // K = V: no student tail bucket; Σ_k P_k = 1 − P_t.
-            q.mul_(pk.sum([-1], keepdim: true).sub_(1.0).mul_(alpha).add_(1.0));          // q_j (1 − α (1 − Σ P_k))
-            q.scatter_add_(-1, ids, pk.mul(-alpha));
+            q.mul_(pk.sum([-1], keepdim: true).sub_(TorchScalars.Constant(1.0)).MulInPlace(alpha).add_(TorchScalars.Constant(1.0), TorchScalars.One));          // q_j (1 − α (1 − Σ P_k))
+            q.scatter_add_(-1, ids, pk.Mul(-alpha));
         }
         else
         {
-            q.scatter_add_(-1, ids, pk.mul(-alpha));                                     // q_j − α P_j (ids distinct)
+            q.scatter_add_(-1, ids, pk.Mul(-alpha));                                     // q_j − α P_j (ids distinct)
         }
 
         var grad = q;
-        var kd = kdRows.masked_fill_(ignored, 0.0).sum();
+        var kd = kdRows.masked_fill_(ignored, TorchScalars.Constant(0.0)).sum();
         if (alpha >= 1)
         {
             if (temperature != 1.0)
             {
-                grad.mul_(invT);
+                grad.MulInPlace(invT);
             }
 
             sum = kd;
         }
         else
         {
-            grad.scatter_add_(-1, target, full_like(sY!, -(1 - alpha)));                // + (1 − α)(q − onehot(y)), T = 1
-            var ce = lse.sub_(sY!).masked_fill_(ignored, 0.0).sum();
-            sum = (1 - alpha) * ce + alpha * kd;
+            grad.scatter_add_(-1, target, sY!.FullLike(-(1 - alpha)));                // + (1 − α)(q − onehot(y)), T = 1
+            var ce = lse.sub_(sY!).masked_fill_(ignored, TorchScalars.Constant(0.0)).sum();
+            sum = ce.Mul(1 - alpha).Add(kd.Mul(alpha));
         }
 
-        gradient = grad.masked_fill_(ignored, 0.0);
+        gradient = grad.masked_fill_(ignored, TorchScalars.Constant(0.0));
         return true;
     }
 

@@ -46,7 +46,7 @@ internal static class AtkdQuirks
     {
         var a = options.Atkd;
         return a.OfficialCompatibility
-            ? Scaled(a, (s, t) => a.JsdForwardRatio * ForwardKl.PerToken(s, t) + (1 - a.JsdForwardRatio) * ReverseKl.PerToken(s, t))
+            ? Scaled(a, (s, t) => ForwardKl.PerToken(s, t).Mul(a.JsdForwardRatio).Add(ReverseKl.PerToken(s, t).Mul(1 - a.JsdForwardRatio)))
             : Scaled(a, (s, t) => GeneralizedJsd.PerToken(s, t, beta: 0.5));
     }
 
@@ -55,7 +55,7 @@ internal static class AtkdQuirks
     /// dropped too); with <see cref="AtkdOptions.MaskPadTokenId"/> set, labels equal to it become −100.
     /// </summary>
     internal static Tensor Labels(LossesOptions options, Tensor labels) =>
-        options.Atkd.MaskPadTokenId is { } pad ? labels.masked_fill(labels.eq(pad), DistillationBatch.IgnoreIndex) : labels;
+        options.Atkd.MaskPadTokenId is { } pad ? labels.masked_fill(labels.Eq(pad), TorchScalars.Constant(DistillationBatch.IgnoreIndex)) : labels;
 
     /// <summary>A per-token loss over logits scaled by ATKD's student and teacher temperatures.</summary>
     internal static TokenLoss Scaled(AtkdOptions a, Func<Tensor, Tensor, Tensor> perToken) =>

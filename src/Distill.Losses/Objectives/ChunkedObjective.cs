@@ -110,13 +110,13 @@ internal sealed class ChunkedObjective : IDistillationObjective
         var normalizer = count.to(ScalarType.Float32);
         if (scoreIgnored)
         {
-            loss = loss / normalizer.ne(0).to(ScalarType.Float32); // official: mean of an empty selection is NaN (0/0)
+            loss = loss / normalizer.ne(TorchScalars.Constant(0)).to(ScalarType.Float32); // official: mean of an empty selection is NaN (0/0)
         }
 
         if (declaration.ChunkedNormalizer == ChunkedNormalization.MicroBatchMean)
         {
             // The kernel summed L·N (N scored tokens); L is the objective's loss, a per-micro-batch mean (0 when N = 0).
-            loss = loss / normalizer.clamp_min(1.0);
+            loss = loss / normalizer.clamp_min(TorchScalars.Constant(1.0));
             normalizer = ones(Array.Empty<long>(), ScalarType.Float32, loss.device);
         }
 

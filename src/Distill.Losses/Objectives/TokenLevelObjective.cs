@@ -57,7 +57,7 @@ internal sealed class TokenLevelObjective : IDistillationObjective
         if (scoreIgnored)
         {
             // Official ATKD tvd: the mean of an empty selection is NaN (0/0); loss / 1 elsewhere, without a host read.
-            loss = loss / normalizer.ne(0).to(ScalarType.Float32);
+            loss = loss / normalizer.ne(TorchScalars.Constant(0)).to(ScalarType.Float32);
         }
 
         if (Requirements.NeedsTeacher && !metrics.ContainsKey("kd"))
@@ -84,8 +84,8 @@ internal sealed class TokenLevelObjective : IDistillationObjective
         {
             var sum = TokenReduction.MaskedSum(term.PerToken(student, teacher, labels), mask);
             metrics[term.Metric] = sum;
-            var weighted = terms.Count == 1 && term.Weight == 1.0 ? sum : term.Weight * sum;
-            loss = loss is null ? weighted : loss + weighted;
+            var weighted = terms.Count == 1 && term.Weight == 1.0 ? sum : sum.Mul(term.Weight);
+            loss = loss is null ? weighted : loss.Add(weighted);
         }
 
         return (loss ?? zeros(Array.Empty<long>(), dtype: ScalarType.Float32, device: student.device), metrics);

@@ -36,11 +36,11 @@ public static class SparseGeneralizedJsd
         var inf = logQ.isneginf().logical_or(logP.isneginf());
         var q = LossMath.Sanitize(logQ, inf);
         var p = LossMath.Sanitize(logP, inf);
-        var logM = stack([q + Math.Log(1 - beta), p + Math.Log(beta)]).logsumexp(0L);
+        var logM = stack([q.Add(Math.Log(1 - beta)), p.Add(Math.Log(beta))]).logsumexp(0L);
         // kl_div(input = log m, target = log p, log_target) = KL(p || m); likewise KL(q || m). TRL's argument order.
         var klTeacher = nn.functional.kl_div(logM, p, log_target: true, reduction: nn.Reduction.None);
         var klStudent = nn.functional.kl_div(logM, q, log_target: true, reduction: nn.Reduction.None);
-        var jsd = beta * klTeacher + (1 - beta) * klStudent;
+        var jsd = klTeacher.Mul(beta).Add(klStudent.Mul(1 - beta));
         return LossMath.Fill(jsd, inf, 0.0).sum(-1).MoveToOuterDisposeScope();
     }
 }

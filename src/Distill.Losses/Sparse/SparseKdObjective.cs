@@ -74,8 +74,8 @@ internal sealed class SparseKdObjective : IDistillationObjective
     internal static (Tensor LogProbs, Tensor? LogTail) SafeTargets(Tensor mask, Tensor logProbs, Tensor? logTail)
     {
         var uniform = -Math.Log(logProbs.shape[^1]);
-        var safeLogProbs = where(mask.unsqueeze(-1), logProbs, full_like(logProbs, uniform));
-        var safeTail = logTail is null ? null : where(mask, logTail, full_like(logTail, double.NegativeInfinity));
+        var safeLogProbs = where(mask.unsqueeze(-1), logProbs, logProbs.FullLike(uniform));
+        var safeTail = logTail is null ? null : where(mask, logTail, full_like(logTail, TorchScalars.Constant(double.NegativeInfinity)));
         return (safeLogProbs, safeTail);
     }
 
@@ -100,8 +100,8 @@ internal sealed class SparseKdObjective : IDistillationObjective
         var (safeLogProbs, safeTail) = SafeTargets(mask, logProbs, teacher.TopKLogTailMass);
         var kd = TokenReduction.MaskedSum(PerToken(student, ids, safeLogProbs, safeTail), mask);
         var alpha = options.KdRate;
-        var loss = (1 - alpha) * ce + alpha * kd;
-        var scored = labels.ne(DistillationBatch.IgnoreIndex).sum();
+        var loss = ce.Mul(1 - alpha).Add(kd.Mul(alpha));
+        var scored = labels.ne(TorchScalars.Constant(DistillationBatch.IgnoreIndex)).sum();
         return ObjectiveResults.Create(loss, scored, scored, new Dictionary<string, Tensor> { ["ce"] = ce, ["kd"] = kd });
     }
 

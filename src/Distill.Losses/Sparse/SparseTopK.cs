@@ -44,7 +44,7 @@ public static class SparseTopK
         else
         {
             // K = V: the tail is empty. A constant, so no 0·inf reaches the backward pass.
-            logQTail = full(logQk.shape[..^1].Append(1L).ToArray(), double.NegativeInfinity, dtype: logQk.dtype, device: logQk.device);
+            logQTail = full(logQk.shape[..^1].Append(1L).ToArray(), TorchScalars.Constant(double.NegativeInfinity), dtype: logQk.dtype, device: logQk.device);
         }
 
         var teacher = topKLogProbs.to(logQk.dtype);
@@ -52,14 +52,14 @@ public static class SparseTopK
         if (tail == SparseTailHandling.Renormalize)
         {
             // p_i^(1/T) / Σ_k p_j^(1/T): exact, since the top-k logits differ from the log-probs by a per-position constant.
-            var logPk = (temperature == 1.0 ? teacher : teacher / temperature).log_softmax(-1);
-            logP = cat([logPk, full_like(logQTail, double.NegativeInfinity)], -1);
+            var logPk = (temperature == 1.0 ? teacher : teacher.Div(temperature)).log_softmax(-1);
+            logP = cat([logPk, full_like(logQTail, TorchScalars.Constant(double.NegativeInfinity))], -1);
         }
         else
         {
             var withTail = cat([teacher, logTailMass!.to(logQk.dtype).unsqueeze(-1)], -1);
             // log_softmax also renormalises a tail that was stored with rounding error (all −inf rows cannot occur: k ≥ 1).
-            logP = (temperature == 1.0 ? withTail : withTail / temperature).log_softmax(-1);
+            logP = (temperature == 1.0 ? withTail : withTail.Div(temperature)).log_softmax(-1);
         }
 
         var logQ = cat([logQk, logQTail], -1);

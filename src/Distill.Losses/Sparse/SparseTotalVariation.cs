@@ -17,6 +17,6 @@ public static class SparseTotalVariation
     {
         using var scope = NewDisposeScope();
         var (logQ, logP) = SparseTopK.Buckets(studentLogits, topKIds, topKLogProbs, logTailMass, tail, temperature);
-        return ((logQ.exp() - logP.exp()).abs().sum(-1) * 0.5).MoveToOuterDisposeScope();
+        return (logQ.exp() - logP.exp()).abs().sum(-1).Mul(0.5).MoveToOuterDisposeScope();
     }
 }

@@ -94,7 +94,7 @@ public sealed class MixTokenSource : ISampleSource
             var batch = promptIds.shape[0];
             var ids = promptIds.to(device);
             var mask = promptMask.to(device).to_type(ScalarType.Int64);
-            var positions = (mask.cumsum(-1) - 1).masked_fill(mask.eq(0), 1); // transformers' generate: pads get 1
+            var positions = mask.cumsum(-1).Sub(1).masked_fill(mask.eq(TorchScalars.Constant(0)), TorchScalars.Constant(1)); // transformers' generate: pads get 1
             var lastPosition = positions.select(1, -1).unsqueeze(1); // [B, 1]
             var eos = settings.EosTokenIds.Length > 0 ? tensor(settings.EosTokenIds, device: device) : null;
             var caches = models.Select(m => m is CausalLM c ? c.CreateCache() : null).ToArray();
@@ -110,8 +110,8 @@ public sealed class MixTokenSource : ISampleSource
                     var m = random.NextDouble() < ratio ? 0 : 1; // ATKD: student when random.random() < student_token_ratio
                     var logits = NextLogits(models[m], caches[m], ref consumed[m], ids, mask, positions, lastPosition, tokens);
                     var next = logits.argmax(-1);
-                    next = where(unfinished, next, full_like(next, settings.PadTokenId));
-                    lengths.add_(unfinished.to_type(ScalarType.Int64));
+                    next = where(unfinished, next, next.FullLike(settings.PadTokenId));
+                    lengths.add_(unfinished.to_type(ScalarType.Int64), TorchScalars.One);
                     if (eos is not null)
                     {
                         unfinished.logical_and_(isin(next, eos).logical_not());
@@ -132,7 +132,7 @@ public sealed class MixTokenSource : ISampleSource
                 }
             }
 
-            var generated = tokens.Count > 0 ? cat(tokens, 1) : full(batch, 1, settings.PadTokenId, ScalarType.Int64, device);
+            var generated = tokens.Count > 0 ? cat(tokens, 1) : TorchScalars.Full(batch, 1, settings.PadTokenId, ScalarType.Int64, device);
             var stopped = unfinished.logical_not().cpu().data<bool>().ToArray();
             if (tokens.Count < settings.MaxNewTokens)
             {
@@ -174,7 +174,7 @@ public sealed class MixTokenSource : ISampleSource
         if (n > from)
         {
             parts.AddRange(tokens.Skip(from));
-            positionParts.Add(lastPosition + arange(from + 1, n + 1, dtype: ScalarType.Int64, device: device).unsqueeze(0));
+            positionParts.Add(lastPosition.Add(TorchScalars.Arange(from + 1, n + 1, dtype: ScalarType.Int64, device: device).unsqueeze(0)));
         }
 
         var input = new CausalLMInput

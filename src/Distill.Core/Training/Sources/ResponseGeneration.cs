@@ -86,7 +86,7 @@ internal static class ResponseGeneration
         Tensor generated;
         if (fits.Count == 0)
         {
-            generated = full(rows, 1, settings.PadTokenId, ScalarType.Int64, device);
+            generated = TorchScalars.Full(rows, 1, settings.PadTokenId, ScalarType.Int64, device);
         }
         else if (fits.Count == rows)
         {
@@ -98,7 +98,7 @@ internal static class ResponseGeneration
         {
             var index = tensor(fits.ToArray(), ScalarType.Int64, device: device);
             var (subset, l, s) = generate(prompts.InputIds.index_select(0, index), prompts.AttentionMask.index_select(0, index));
-            generated = full(rows, Math.Max(subset.shape[1], 1), settings.PadTokenId, ScalarType.Int64, device).index_copy_(0, index, subset);
+            generated = TorchScalars.Full(rows, Math.Max(subset.shape[1], 1), settings.PadTokenId, ScalarType.Int64, device).index_copy_(0, index, subset);
             for (var i = 0; i < fits.Count; i++)
             {
                 lengths[fits[i]] = l[i];

@@ -28,11 +28,11 @@ internal static class ResponseLayout
         using var scope = NewDisposeScope();
         var ids = batch.InputIds.to(device).to_type(ScalarType.Int64);
         var (rows, width) = (ids.shape[0], ids.shape[1]);
-        var real = batch.AttentionMask.to(device).ne(0);
-        var scored = batch.Labels.to(device).ne(DistillationBatch.IgnoreIndex).logical_and(real);
-        var columns = arange(width, dtype: ScalarType.Int64, device: device).unsqueeze(0); // [1, T]
+        var real = batch.AttentionMask.to(device).ne(TorchScalars.Constant(0));
+        var scored = batch.Labels.to(device).ne(TorchScalars.Constant(DistillationBatch.IgnoreIndex)).logical_and(real);
+        var columns = TorchScalars.Arange(width, dtype: ScalarType.Int64, device: device).unsqueeze(0); // [1, T]
         var first = where(scored, columns, tensor(width, ScalarType.Int64, device)).min(dim: 1).values; // [B]; T when nothing is scored
-        var end = where(first.lt(width), first + 1, tensor(width, ScalarType.Int64, device)); // exclusive end of the prompt
+        var end = where(first.Lt(width), first.Add(1), tensor(width, ScalarType.Int64, device)); // exclusive end of the prompt
         var isPrompt = real.logical_and(columns.lt(end.unsqueeze(1))); // [B, T]
         var lengthsTensor = isPrompt.sum(dim: 1L, type: ScalarType.Int64);
         var lengths = lengthsTensor.cpu().data<long>().ToArray();
@@ -46,10 +46,10 @@ internal static class ResponseLayout
 
         var longest = lengths.Max();
         // Column of each prompt token in the left-padded layout: P − p + rank; other positions go to a spare column P.
-        var rank = isPrompt.to_type(ScalarType.Int64).cumsum(1) - 1;
-        var target = where(isPrompt, (longest - lengthsTensor).unsqueeze(1) + rank, tensor(longest, ScalarType.Int64, device));
-        var prompt = full(rows, longest + 1, pad, ScalarType.Int64, device).scatter_(1, target, ids).narrow(1, 0, longest);
-        var mask = arange(longest, dtype: ScalarType.Int64, device: device).unsqueeze(0).ge((longest - lengthsTensor).unsqueeze(1)).to_type(ScalarType.Int64);
+        var rank = isPrompt.to_type(ScalarType.Int64).cumsum(1).Sub(1);
+        var target = where(isPrompt, lengthsTensor.RSub(longest).unsqueeze(1).Add(rank), tensor(longest, ScalarType.Int64, device));
+        var prompt = TorchScalars.Full(rows, longest + 1, pad, ScalarType.Int64, device).scatter_(1, target, ids).narrow(1, 0, longest);
+        var mask = TorchScalars.Arange(longest, dtype: ScalarType.Int64, device: device).unsqueeze(0).ge(lengthsTensor.RSub(longest).unsqueeze(1)).to_type(ScalarType.Int64);
         return new Prompts(prompt.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), lengths);
     }
 
@@ -73,14 +73,14 @@ internal static class ResponseLayout
         var promptWidth = prompts.InputIds.shape[1];
         var sequence = cat([prompts.InputIds, generated.to(device).to_type(ScalarType.Int64)], 1); // [B, P + N]
         var p = tensor(prompts.Lengths, ScalarType.Int64, device: device);
-        var total = p + tensor(responseLengths, ScalarType.Int64, device: device); // [B]
+        var total = p.Add(tensor(responseLengths, ScalarType.Int64, device: device)); // [B]
         var width = prompts.Lengths.Zip(responseLengths, (a, b) => a + b).Max();
-        var t = arange(width, dtype: ScalarType.Int64, device: device).unsqueeze(0); // [1, W]
-        var source = (t + (promptWidth - p).unsqueeze(1)).clamp_max(sequence.shape[1] - 1); // drop each row's left padding
+        var t = TorchScalars.Arange(width, dtype: ScalarType.Int64, device: device).unsqueeze(0); // [1, W]
+        var source = t.Add(p.RSub(promptWidth).unsqueeze(1)).ClampMax(sequence.shape[1] - 1); // drop each row's left padding
         var real = t.lt(total.unsqueeze(1)); // [B, W]
-        var ids = sequence.gather(1, source).masked_fill(real.logical_not(), pad);
-        var next = cat([ids.narrow(1, 1, width - 1), full(rows, 1, pad, ScalarType.Int64, device)], 1);
-        var scored = t.ge((p - 1).unsqueeze(1)).logical_and(t.lt((total - 1).unsqueeze(1)))
+        var ids = sequence.gather(1, source).MaskedFill(real.logical_not(), pad);
+        var next = cat([ids.narrow(1, 1, width - 1), TorchScalars.Full(rows, 1, pad, ScalarType.Int64, device)], 1);
+        var scored = t.ge(p.Sub(1).unsqueeze(1)).logical_and(t.lt(total.Sub(1).unsqueeze(1)))
             .logical_and(tensor(scoreRow, device: device).unsqueeze(1));
         var labels = where(scored, next, tensor(DistillationBatch.IgnoreIndex, ScalarType.Int64, device));
         var positions = where(real, t.expand(rows, width), zeros(1, ScalarType.Int64, device));
