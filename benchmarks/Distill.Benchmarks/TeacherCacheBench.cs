@@ -99,6 +99,7 @@ internal static class TeacherCacheBench
         var warmup = int.Parse(args[3], CultureInfo.InvariantCulture);
         var rows = Batch * (steps + warmup);
         var data = new RandomRows(rows);
+        var cpuStart = Process.GetCurrentProcess().TotalProcessorTime;
         JsonObject result;
         switch (mode)
         {
@@ -111,6 +112,68 @@ internal static class TeacherCacheBench
                 TeacherCacheWriter.Merge(dir);
                 var seconds = clock.Elapsed.TotalSeconds;
                 result = new JsonObject { ["seconds"] = Math.Round(seconds, 3), ["positions_per_s"] = Math.Round(data.Positions / seconds, 1), ["cache_mb"] = Math.Round(Directory.EnumerateFiles(dir).Sum(f => new FileInfo(f).Length) / 1e6, 2) };
+                break;
+            }
+
+            case "profile":
+            {
+                // Where the writer's time goes: bare forward vs the producer (forward + top-k + tail + copies) per batch, then
+                // the writer fed precomputed results (Arrow building, file write, fsync, hashing, sidecar, merge).
+                using var teacher = Teacher();
+                var producer = new LocalModelTopKProducer(teacher);
+                var batches = rows / Batch;
+                double forwardS = 0, produceS = 0, forwardCpu = 0, produceCpu = 0;
+                var produced = new List<TopKSequence>();
+                for (var b = 0; b < batches; b++)
+                {
+                    var rowsOf = data.Examples.Skip(b * Batch).Take(Batch).ToArray();
+                    var (s0, c0) = (Stopwatch.GetTimestamp(), Process.GetCurrentProcess().TotalProcessorTime);
+                    using (var scope = NewDisposeScope())
+                    using (var noGrad = no_grad())
+                    using (var batch = data.GetBatch(0, b))
+                    {
+                        _ = teacher.Forward(new CausalLMInput { InputIds = batch.InputIds, AttentionMask = batch.AttentionMask }).Logits!.sum().item<float>();
+                    }
+
+                    var (s1, c1) = (Stopwatch.GetTimestamp(), Process.GetCurrentProcess().TotalProcessorTime);
+                    produced.AddRange(producer.ProduceAsync(rowsOf, K, CancellationToken.None).GetAwaiter().GetResult());
+                    var (s2, c2) = (Stopwatch.GetTimestamp(), Process.GetCurrentProcess().TotalProcessorTime);
+                    if (b > 0)
+                    {
+                        forwardS += Stopwatch.GetElapsedTime(s0, s1).TotalSeconds;
+                        produceS += Stopwatch.GetElapsedTime(s1, s2).TotalSeconds;
+                        forwardCpu += (c1 - c0).TotalSeconds;
+                        produceCpu += (c2 - c1).TotalSeconds;
+                    }
+                }
+
+                (double Wall, double Cpu, double MergeWall) Replay(string into)
+                {
+                    var (w0, wc0) = (Stopwatch.GetTimestamp(), Process.GetCurrentProcess().TotalProcessorTime);
+                    var writer = new TeacherCacheWriter(into, new TeacherCacheIdentity { Teacher = "bench", TokenizerHash = "random", Template = "none", K = K }, data.Examples, new TeacherCacheWriterOptions { RowsPerChunk = rows, BatchSize = Batch });
+                    writer.WriteChunksAsync(new ReplayProducer(produced)).GetAwaiter().GetResult();
+                    var m0 = Stopwatch.GetTimestamp();
+                    TeacherCacheWriter.Merge(into);
+                    return (Stopwatch.GetElapsedTime(w0).TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - wc0).TotalSeconds, Stopwatch.GetElapsedTime(m0).TotalSeconds);
+                }
+
+                var cold = Replay(dir);
+                var warm = Replay(dir + "-warm");
+                Directory.Delete(dir + "-warm", recursive: true);
+                result = new JsonObject
+                {
+                    ["batches_timed"] = batches - 1,
+                    ["forward_s_per_batch"] = Math.Round(forwardS / (batches - 1), 4),
+                    ["produce_s_per_batch"] = Math.Round(produceS / (batches - 1), 4),
+                    ["forward_cpu_s_per_batch"] = Math.Round(forwardCpu / (batches - 1), 4),
+                    ["produce_cpu_s_per_batch"] = Math.Round(produceCpu / (batches - 1), 4),
+                    ["writer_io_cold_s"] = Math.Round(cold.Wall, 4),
+                    ["writer_io_cold_cpu_s"] = Math.Round(cold.Cpu, 4),
+                    ["merge_cold_s"] = Math.Round(cold.MergeWall, 4),
+                    ["writer_io_warm_s"] = Math.Round(warm.Wall, 4),
+                    ["writer_io_warm_cpu_s"] = Math.Round(warm.Cpu, 4),
+                    ["merge_warm_s"] = Math.Round(warm.MergeWall, 4),
+                };
                 break;
             }
 
@@ -162,6 +225,7 @@ internal static class TeacherCacheBench
             }
         }
 
+        result["cpu_s"] = Math.Round((Process.GetCurrentProcess().TotalProcessorTime - cpuStart).TotalSeconds, 3);
         result["peak_rss_mb"] = Math.Round(ProcStats.StatusKb("VmHWM") / 1024.0, 1);
         result["threads"] = get_num_threads();
         Console.WriteLine(result.ToJsonString());
@@ -247,6 +311,21 @@ internal static class TeacherCacheBench
                 AttentionMask = ones(Batch, Seq, dtype: ScalarType.Int64),
                 Labels = tensor(labels, [Batch, Seq]),
             };
+        }
+    }
+
+    /// <summary>Hands back precomputed results in order (the writer's own cost without the teacher).</summary>
+    private sealed class ReplayProducer(List<TopKSequence> results) : ITopKProducer
+    {
+        private int next;
+
+        public string Description => "replay";
+
+        public Task<IReadOnlyList<TopKSequence>> ProduceAsync(IReadOnlyList<TeacherCacheExample> examples, int k, CancellationToken cancellationToken)
+        {
+            var slice = results.GetRange(next % results.Count, examples.Count);
+            next += examples.Count;
+            return Task.FromResult<IReadOnlyList<TopKSequence>>(slice);
         }
     }
 
