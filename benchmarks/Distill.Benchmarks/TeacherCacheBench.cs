@@ -160,8 +160,44 @@ internal static class TeacherCacheBench
                 var cold = Replay(dir);
                 var warm = Replay(dir + "-warm");
                 Directory.Delete(dir + "-warm", recursive: true);
+                // The producer's post-processing, op by op, on one batch's logits (5 repeats, CPU seconds per repeat).
+                var ops = new JsonObject();
+                using (var scope = NewDisposeScope())
+                using (var noGrad = no_grad())
+                using (var batch = data.GetBatch(0, 0))
+                {
+                    var logits = teacher.Forward(new CausalLMInput { InputIds = batch.InputIds, AttentionMask = batch.AttentionMask }).Logits!.reshape(-1, Vocab);
+                    var at = tensor(Enumerable.Range(0, Batch).SelectMany(r => Enumerable.Range(0, Seq - 1).Select(p => (long)((r * Seq) + p))).ToArray());
+                    void Op(string name, Func<Tensor> f)
+                    {
+                        var c0 = Process.GetCurrentProcess().TotalProcessorTime;
+                        var s0 = Stopwatch.GetTimestamp();
+                        for (var rep = 0; rep < 5; rep++)
+                        {
+                            using var inner = NewDisposeScope();
+                            f();
+                        }
+
+                        ops[name] = Math.Round(Stopwatch.GetElapsedTime(s0).TotalSeconds / 5, 5);
+                        ops[name + "_cpu"] = Math.Round((Process.GetCurrentProcess().TotalProcessorTime - c0).TotalSeconds / 5, 5);
+                    }
+
+                    var sel = logits.index_select(0, at);
+                    var lp = sel.log_softmax(-1);
+                    var (tv, ti) = lp.topk(K, dim: -1);
+                    Op("index_select", () => logits.index_select(0, at));
+                    Op("log_softmax", () => sel.log_softmax(-1));
+                    Op("topk", () => lp.topk(K, dim: -1).values);
+                    Op("scatter_clone", () => lp.clone().scatter_(-1, ti, full_like(tv, double.NegativeInfinity)));
+                    Op("clone", () => lp.clone());
+                    Op("logsumexp", () => lp.logsumexp(-1));
+                    Op("exp_sum_log", () => lp.exp().sum(-1).log());
+                    Op("copies", () => { _ = ti.to(ScalarType.Int32).cpu().data<int>().ToArray(); _ = tv.cpu().data<float>().ToArray(); return tv; });
+                }
+
                 result = new JsonObject
                 {
+                    ["ops_s"] = ops,
                     ["batches_timed"] = batches - 1,
                     ["forward_s_per_batch"] = Math.Round(forwardS / (batches - 1), 4),
                     ["produce_s_per_batch"] = Math.Round(produceS / (batches - 1), 4),

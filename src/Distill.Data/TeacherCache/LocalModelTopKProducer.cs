@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
 namespace Distill.Data;
@@ -5,22 +6,36 @@ namespace Distill.Data;
 /// <summary>Computes top-k log-probabilities with a local <see cref="ICausalLM"/> (right-padded batches, no gradients, eval mode).</summary>
 /// <remarks>
 /// Log-probabilities are float32 log_softmax of the logits at temperature 1; the tail is log Σ of the rest, computed directly.
-/// All scored positions of a call go through one log_softmax, top-k and tail (in blocks of at most 2^24 logits) and come back
-/// to the host in one bulk copy per output.
+/// Each run of consecutive scored positions is scored on a view of the forward's logits (no gather, no log_softmax copy;
+/// blocks of at most 2^24 logits): float32 logits in host memory by a single-pass managed top-k and tail, others by torch
+/// ops with one bulk copy per output.
 /// </remarks>
 public sealed class LocalModelTopKProducer : ITopKProducer
 {
-    private const long MaxBlockElements = 1L << 24;
-
     private readonly ICausalLM model;
+    private readonly long maxBlockElements;
+    private readonly bool hostTopK;
 
     /// <summary>Wraps a teacher model (frozen and switched to eval mode here).</summary>
     /// <param name="model">The teacher.</param>
     /// <param name="name">A name for logs.</param>
     public LocalModelTopKProducer(ICausalLM model, string name = "local teacher")
+        : this(model, name, 1L << 24, hostTopK: true)
     {
+    }
+
+    /// <summary>Wraps a teacher model, scoring at most <paramref name="maxBlockElements"/> logits per block (tests use small blocks).</summary>
+    /// <param name="model">The teacher.</param>
+    /// <param name="name">A name for logs.</param>
+    /// <param name="maxBlockElements">The most logits one block of positions may hold.</param>
+    /// <param name="hostTopK">Whether float32 logits in host memory are scored by <see cref="HostTopK"/> (else by torch ops).</param>
+    internal LocalModelTopKProducer(ICausalLM model, string name, long maxBlockElements, bool hostTopK)
+    {
+        this.hostTopK = hostTopK;
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBlockElements, 1);
         this.model = model;
+        this.maxBlockElements = maxBlockElements;
         foreach (var p in model.Module.parameters())
         {
             p.requires_grad = false;
@@ -63,17 +78,6 @@ public sealed class LocalModelTopKProducer : ITopKProducer
             total += examples[i].ScoredPositions.Count;
         }
 
-        // Every scored position of the batch as a row of the flattened [B·W, V] logits.
-        var flat = new long[total];
-        var at = 0;
-        for (var i = 0; i < examples.Count; i++)
-        {
-            foreach (var p in examples[i].ScoredPositions)
-            {
-                flat[at++] = ((long)i * width) + p;
-            }
-        }
-
         var device = model.LmHeadWeight.device;
         var output = model.Forward(new CausalLMInput
         {
@@ -87,18 +91,25 @@ public sealed class LocalModelTopKProducer : ITopKProducer
         var topLogProbs = new float[total * k];
         var tails = new float[total];
 
-        // Blocks of positions bound the [n, V] temporaries (about 64 MiB of float32) whatever the vocabulary and batch.
-        var block = (int)Math.Max(1, Math.Min(total, MaxBlockElements / vocab));
-        for (var first = 0; first < total; first += block)
+        // Scored positions come in runs of consecutive positions (a response), each a contiguous view of the flattened
+        // [B·W, V] logits: no gather. Blocks bound the [n, V] temporary of logsumexp (about 64 MiB of float32).
+        var block = (int)Math.Max(1, maxBlockElements / vocab);
+        var at = 0;
+        for (var i = 0; i < examples.Count; i++)
         {
-            var n = Math.Min(block, total - first);
-            using var inner = NewDisposeScope();
-            var logProbs = rows.index_select(0, tensor(flat.AsSpan(first, n).ToArray()).to(device)).to(ScalarType.Float32).log_softmax(-1); // [n, V]
-            var (values, indices) = logProbs.topk(k, dim: -1);                                       // [n, k], descending
-            var tail = logProbs.scatter_(-1, indices, full_like(values, double.NegativeInfinity)).logsumexp(-1); // [n], in place: no copy of [n, V]
-            indices.to(ScalarType.Int32).cpu().data<int>().CopyTo(topIds.AsSpan(first * k, n * k));
-            values.cpu().data<float>().CopyTo(topLogProbs.AsSpan(first * k, n * k));
-            tail.cpu().data<float>().CopyTo(tails.AsSpan(first, n));
+            var positions = examples[i].ScoredPositions;
+            for (var j = 0; j < positions.Count;)
+            {
+                var n = 1;
+                while (n < block && j + n < positions.Count && positions[j + n] == positions[j] + n)
+                {
+                    n++;
+                }
+
+                Score(rows.narrow(0, ((long)i * width) + positions[j], n), k, topIds.AsSpan(at * k, n * k), topLogProbs.AsSpan(at * k, n * k), tails.AsSpan(at, n));
+                at += n;
+                j += n;
+            }
         }
 
         var results = new TopKSequence[examples.Count];
@@ -111,5 +122,28 @@ public sealed class LocalModelTopKProducer : ITopKProducer
         }
 
         return Task.FromResult<IReadOnlyList<TopKSequence>>(results);
+    }
+
+    /// <summary>
+    /// Top-k log-probabilities and log tail mass of <paramref name="logits"/> [n, V]: on the host by <see cref="HostTopK"/>,
+    /// elsewhere by torch ops (the logits are overwritten: the top-k entries become −∞): log p = x − logsumexp(x) for the k
+    /// largest x, tail = logsumexp(the rest) − logsumexp(x).
+    /// </summary>
+    private void Score(Tensor logits, int k, Span<int> ids, Span<float> logProbs, Span<float> tail)
+    {
+        using var scope = NewDisposeScope();
+        var x = logits.to(ScalarType.Float32);                                   // a view when the model computes in float32
+        if (hostTopK && x.device_type == TorchSharp.DeviceType.CPU && x.is_contiguous())
+        {
+            HostTopK.Score(MemoryMarshal.Cast<byte, float>(x.bytes), (int)x.shape[1], k, ids, logProbs, tail);
+            return;
+        }
+
+        var lse = x.logsumexp(-1, keepdim: true);                                // [n, 1]
+        var (values, indices) = x.topk(k, dim: -1);                              // [n, k], descending
+        var rest = x.scatter_(-1, indices, full_like(values, double.NegativeInfinity)).logsumexp(-1, keepdim: true);
+        indices.to(ScalarType.Int32).cpu().data<int>().CopyTo(ids);
+        (values - lse).cpu().data<float>().CopyTo(logProbs);
+        (rest - lse).cpu().data<float>().CopyTo(tail);
     }
 }
