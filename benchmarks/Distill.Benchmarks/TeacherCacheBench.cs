@@ -192,6 +192,9 @@ internal static class TeacherCacheBench
                     Op("clone", () => lp.clone());
                     Op("logsumexp", () => lp.logsumexp(-1));
                     Op("exp_sum_log", () => lp.exp().sum(-1).log());
+                    var host = sel.contiguous().data<float>().ToArray();
+                    var (hostIds, hostLp, hostTail) = (new int[host.Length / Vocab * K], new float[host.Length / Vocab * K], new float[host.Length / Vocab]);
+                    Op("host_topk_and_tail", () => { HostTopK.Score(host, Vocab, K, hostIds, hostLp, hostTail); return sel; });
                     Op("copies", () => { _ = ti.to(ScalarType.Int32).cpu().data<int>().ToArray(); _ = tv.cpu().data<float>().ToArray(); return tv; });
                 }
 

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -66,6 +67,8 @@ internal static class HostTopK
     }
 
     /// <summary>One row: writes its top-k (descending) and returns its log tail mass.</summary>
+    /// <remarks>Optimised on first call: a cache run calls it a few thousand times, too few for tiered JIT to catch up.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float Row(ReadOnlySpan<float> x, Span<int> ids, Span<float> logProbs, Span<float> heapValues, Span<int> heapIds)
     {
         var k = ids.Length;
@@ -166,6 +169,7 @@ internal static class HostTopK
         return (float)(Math.Log(sumRest) - logSum);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Offer(float value, int id, float worst, Span<float> heapValues, Span<int> heapIds, int k)
     {
         if (!(value > worst))
@@ -180,6 +184,7 @@ internal static class HostTopK
     }
 
     /// <summary>Restores the min-heap below <paramref name="i"/> (root = the worst kept: smallest value, then largest id).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SiftDown(Span<float> values, Span<int> ids, int i, int size)
     {
         while (true)
@@ -208,5 +213,6 @@ internal static class HostTopK
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool Worse(float a, int aId, float b, int bId) => a < b || (a == b && aId > bId);
 }
