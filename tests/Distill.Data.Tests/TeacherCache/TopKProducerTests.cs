@@ -122,6 +122,27 @@ public sealed class TopKProducerTests
     }
 
     [Fact]
+    public void HostTopK_BoundAndHeapSelection_AgreeOnRowsWithTies()
+    {
+        // Values from a small set, so rows are full of ties at and around the k-th value.
+        var rng = new Random(3);
+        for (var trial = 0; trial < 50; trial++)
+        {
+            var v = 100 + rng.Next(900);
+            var k = 1 + rng.Next(Math.Min(v, 80));
+            var row = Enumerable.Range(0, v).Select(_ => (float)rng.Next(12)).ToArray();
+            var scratch = HostTopK.Scratch.For(v, k);
+            var (boundIds, boundValues, heapIds, heapValues) = (new int[k], new float[k], new int[k], new float[k]);
+            Assert.True(HostTopK.SelectAboveBound(row, boundIds, boundValues, scratch));
+            HostTopK.SelectByHeap(row, heapIds, heapValues, scratch.HeapValues, scratch.HeapIds);
+            Assert.Equal(heapIds, boundIds);
+            Assert.Equal(heapValues, boundValues);
+            var expected = row.Select((x, i) => (x, i)).OrderByDescending(e => e.x).ThenBy(e => e.i).Take(k).Select(e => e.i);
+            Assert.Equal(expected, boundIds);
+        }
+    }
+
+    [Fact]
     public void HostTopK_NaNRow_GivesNaN()
     {
         float[] row = [0.5f, float.NaN, 0.25f, 0f, 1f, 2f, 3f, 4f, 5f];
