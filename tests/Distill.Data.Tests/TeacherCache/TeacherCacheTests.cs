@@ -101,6 +101,26 @@ public sealed class TeacherCacheTests : IDisposable
     }
 
     [Fact]
+    public async Task BackgroundChunkWrite_Failure_PropagatesAndResumeCompletes()
+    {
+        var single = await SingleRun();
+        var dir = Dir();
+        // A folder where chunk 1's file must go: its write (on the background task, while chunk 2 is produced) fails.
+        Directory.CreateDirectory(Path.Combine(dir, "chunk-00001.arrow"));
+        var writer = new TeacherCacheWriter(dir, CacheTestData.Identity, CacheTestData.Examples(), Chunks3);
+        await Assert.ThrowsAnyAsync<IOException>(() => writer.WriteChunksAsync(new FakeProducer()));
+        Assert.True(File.Exists(Path.Combine(dir, "chunk-00000.json")));
+        Assert.False(File.Exists(Path.Combine(dir, "chunk-00001.json")));
+        Assert.False(File.Exists(Path.Combine(dir, "chunk-00002.json"))); // produced, but not written after the failure
+        Assert.Empty(Directory.GetFiles(dir, "*.tmp"));
+        Directory.Delete(Path.Combine(dir, "chunk-00001.arrow"));
+        var resumed = new FakeProducer();
+        Assert.Equal(3, await writer.WriteChunksAsync(resumed));
+        TeacherCacheWriter.Merge(dir);
+        CacheTestData.AssertSameFiles(single, dir);
+    }
+
+    [Fact]
     public async Task TwoWorkers_DisjointRanges_MergeToSameFilesAsSingleRun()
     {
         var single = await SingleRun();
