@@ -6,15 +6,15 @@ using System.Runtime.Intrinsics;
 namespace Distill.Data;
 
 /// <summary>
-/// Top-k log-probabilities and the log tail mass of float32 logit rows in host memory, in one read of each row for the
-/// selection and one for the sums: no [n, V] temporaries (a torch log_softmax, top-k and logsumexp of the rest each read or
-/// write the whole row, and the top-k alone costs more than the rest together).
+/// Top-k log-probabilities and the log tail mass of float32 logit rows in host memory, in three reads of each row (group
+/// maxima, candidates, sums) and no [n, V] temporaries (torch's topk alone cost more than log_softmax, scatter and
+/// logsumexp together).
 /// </summary>
 /// <remarks>
 /// Selection takes a lower bound that at least k entries reach (the k-th largest of the maxima of disjoint groups of 8,
 /// by quickselect), gathers the few entries at or above it with 8-wide compares and sorts only those; a row with NaN falls
-/// back to a min-heap of the k best seen. Entries come out in descending order (equal values: lower id first). Sums are exp(x − max) in float32 lanes accumulated in
-/// float64: log p = x − (max + log Σ), tail = log Σ_rest − log Σ, where Σ_rest sums the entries outside the top-k directly
+/// back to a min-heap of the k best seen. Entries come out in descending order (equal values: lower id first). Sums are
+/// exp(x − max) in float32 lanes accumulated in float64: log p = x − (max + log Σ), tail = log Σ_rest − log Σ, where Σ_rest sums the entries outside the top-k directly
 /// (no 1 − Σ_k p cancellation). A row with NaN or with no finite maximum yields NaN, as log_softmax would.
 /// </remarks>
 internal static class HostTopK
