@@ -12,6 +12,7 @@ using Distill.Runtime;
 //   onpolicy [--quick] [...]  time split of an on-policy (GKD) step: student generation / teacher forward / student fwd+bwd+step
 //   threads [--steps 8]       CPU threading default vs torch's, as-is and with every core busy (child process per config)
 //   teacher-cache [--steps 6]  training step with a cached top-k teacher vs the teacher in process (child process each), cache write vs bare forward throughput
+//                              (--repeats R write/forward pairs, --rows-per-chunk N, --write-only; worker mode "profile" breaks the writer's time down)
 //   bdn [BDN args]            BenchmarkDotNet (e.g. bdn --filter *KdLoss*)
 DistillRuntime.EnsureNativeRuntime();
 if (args.Length == 0)
@@ -74,7 +75,7 @@ static int Usage()
     Console.Error.WriteLine("       Distill.Benchmarks onpolicy [--quick] [--threads 2] [--layers 12] [--prompt 32] [--new 64] [--batch 4] [--repeats 3]");
     Console.Error.WriteLine("       Distill.Benchmarks threads [--steps 8] [--out FILE]");
     Console.Error.WriteLine("       Distill.Benchmarks bf16 [--shapes 128x1024x32000,...] [--repeats 5] [--out FILE]");
-    Console.Error.WriteLine("       Distill.Benchmarks teacher-cache [--steps 6] [--warmup 2] [--out FILE]");
+    Console.Error.WriteLine("       Distill.Benchmarks teacher-cache [--steps 6] [--warmup 2] [--repeats 1] [--rows-per-chunk N] [--write-only] [--out FILE]");
     Console.Error.WriteLine("       Distill.Benchmarks bdn [BenchmarkDotNet args]");
     return 2;
 }

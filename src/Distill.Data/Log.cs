@@ -26,6 +26,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 4103, Level = LogLevel.Information, Message = "Teacher cache chunk {Chunk} written ({Done}/{Total}): {Positions} positions, {ChunkRate:F0} positions/s (run {RunRate:F0} positions/s)")]
     internal static partial void CacheChunkWritten(ILogger logger, int chunk, int done, int total, long positions, double chunkRate, double runRate);
 
+    [LoggerMessage(EventId = 4106, Level = LogLevel.Error, Message = "Teacher cache chunk {Chunk} could not be written while the producer also failed (the producer's error is raised)")]
+    internal static partial void CacheChunkWriteFailed(ILogger logger, int chunk, Exception error);
+
     [LoggerMessage(EventId = 4104, Level = LogLevel.Information, Message = "Teacher cache {Directory} merged: {Chunks} chunks, {Rows} rows, {Positions} positions")]
     internal static partial void CacheMerged(ILogger logger, string directory, int chunks, long rows, long positions);
 

@@ -125,22 +125,61 @@ public sealed class TeacherCacheWriter
         long positions = 0;
         var written = 0;
         Log.CacheWriteStarted(logger, directory, producer.Description, first, first + count, header.ChunkCount, header.K);
-        for (var c = first; c < first + count; c++)
+
+        // Chunk c is serialised, written, synced and hashed on a background task while the producer computes chunk c + 1;
+        // at most one write is in flight, and its failure surfaces before the next chunk is handed over.
+        (Task<long> Write, int Chunk, Stopwatch Clock)? pending = null;
+        async Task FinishPendingAsync()
         {
-            if (IsComplete(c))
+            if (pending is not { } p)
             {
-                Log.CacheChunkSkipped(logger, c);
-                progress?.Report(new(c - first + 1, count, positions, clock.Elapsed));
-                continue;
+                return;
             }
 
-            var chunkClock = Stopwatch.StartNew();
-            var chunkPositions = await WriteChunkAsync(c, producer, cancellationToken).ConfigureAwait(false);
+            pending = null;
+            var chunkPositions = await p.Write.ConfigureAwait(false);
             positions += chunkPositions;
             written++;
-            var seconds = Math.Max(chunkClock.Elapsed.TotalSeconds, 1e-9);
-            Log.CacheChunkWritten(logger, c, c - first + 1, count, chunkPositions, chunkPositions / seconds, positions / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
-            progress?.Report(new(c - first + 1, count, positions, clock.Elapsed));
+            var seconds = Math.Max(p.Clock.Elapsed.TotalSeconds, 1e-9);
+            Log.CacheChunkWritten(logger, p.Chunk, p.Chunk - first + 1, count, chunkPositions, chunkPositions / seconds, positions / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
+            progress?.Report(new(p.Chunk - first + 1, count, positions, clock.Elapsed));
+        }
+
+        try
+        {
+            for (var c = first; c < first + count; c++)
+            {
+                if (IsComplete(c))
+                {
+                    await FinishPendingAsync().ConfigureAwait(false);
+                    Log.CacheChunkSkipped(logger, c);
+                    progress?.Report(new(c - first + 1, count, positions, clock.Elapsed));
+                    continue;
+                }
+
+                var chunkClock = Stopwatch.StartNew();
+                var columns = await ProduceChunkAsync(c, producer, cancellationToken).ConfigureAwait(false);
+                await FinishPendingAsync().ConfigureAwait(false);
+                var chunk = c;
+                pending = (Task.Run(() => Persist(chunk, columns), CancellationToken.None), chunk, chunkClock);
+            }
+
+            await FinishPendingAsync().ConfigureAwait(false);
+        }
+        catch when (pending is { } p)
+        {
+            // The producer failed or was cancelled: let the previous chunk's write finish (finished chunks stay), then
+            // report the producer's error.
+            try
+            {
+                await p.Write.ConfigureAwait(false);
+            }
+            catch (Exception writeError) when (writeError is IOException or UnauthorizedAccessException or InvalidOperationException)
+            {
+                Log.CacheChunkWriteFailed(logger, p.Chunk, writeError);
+            }
+
+            throw;
         }
 
         return written;
@@ -164,21 +203,31 @@ public sealed class TeacherCacheWriter
         return existing.Chunks.Count == 1 && TeacherCacheHashes.File(file) == existing.Chunks[0].Sha256;
     }
 
-    private async Task<long> WriteChunkAsync(int chunk, ITopKProducer producer, CancellationToken cancellationToken)
+    /// <summary>The columns of one chunk, filled in place from the producer's results (sizes known before the first call).</summary>
+    private sealed record ChunkColumns(long FirstRow, int RowCount, long[] Rows, int[] Positions, int[] Ids, float[] LogProbs, float[] Tails, string[] Keys);
+
+    private async Task<ChunkColumns> ProduceChunkAsync(int chunk, ITopKProducer producer, CancellationToken cancellationToken)
     {
         var k = header.K;
         var firstRow = (long)chunk * header.RowsPerChunk;
         var rowCount = (int)Math.Min(header.RowsPerChunk, header.RowCount - firstRow);
-        var rows = new List<long>();
-        var positions = new List<int>();
-        var ids = new List<int>();
-        var logProbs = new List<float>();
-        var tails = new List<float>();
-        var keys = new List<string>(rowCount);
+        var n = 0;
+        for (var i = 0; i < rowCount; i++)
+        {
+            n += examples[(int)firstRow + i].ScoredPositions.Count;
+        }
+
+        var columns = new ChunkColumns(firstRow, rowCount, new long[n], new int[n], new int[(long)n * k], new float[(long)n * k], new float[n], new string[rowCount]);
+        var at = 0;
         for (var start = 0; start < rowCount; start += options.BatchSize)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var batch = Enumerable.Range(start, Math.Min(options.BatchSize, rowCount - start)).Select(i => examples[(int)firstRow + i]).ToArray();
+            var batch = new TeacherCacheExample[Math.Min(options.BatchSize, rowCount - start)];
+            for (var i = 0; i < batch.Length; i++)
+            {
+                batch[i] = examples[(int)firstRow + start + i];
+            }
+
             var results = await producer.ProduceAsync(batch, k, cancellationToken).ConfigureAwait(false);
             if (results.Count != batch.Length)
             {
@@ -190,45 +239,60 @@ public sealed class TeacherCacheWriter
                 var e = batch[i];
                 var r = results[i];
                 r.Check(e, k, producer.Description);
-                foreach (var p in e.ScoredPositions)
+                var m = e.ScoredPositions.Count;
+                columns.Rows.AsSpan(at, m).Fill(e.Row);
+                for (var j = 0; j < m; j++)
                 {
-                    rows.Add(e.Row);
-                    positions.Add(p);
+                    columns.Positions[at + j] = e.ScoredPositions[j];
                 }
 
-                ids.AddRange(r.Ids);
-                logProbs.AddRange(r.LogProbs);
-                tails.AddRange(r.LogTailMass);
+                r.Ids.CopyTo(columns.Ids.AsSpan(at * k));
+                r.LogProbs.CopyTo(columns.LogProbs.AsSpan(at * k));
+                r.LogTailMass.CopyTo(columns.Tails.AsSpan(at));
+                at += m;
                 var (hi, lo) = TeacherCacheHashes.Key(e.InputIds, e.ScoredPositions);
-                keys.Add($"{hi:x16}{lo:x16}");
+                columns.Keys[start + i] = $"{hi:x16}{lo:x16}";
             }
         }
 
-        var schema = TeacherCacheSchema.Chunks(k);
-        var n = rows.Count;
+        return columns;
+    }
+
+    /// <summary>Writes one chunk's Arrow file (atomically, hashed as it is written) and then its sidecar.</summary>
+    private long Persist(int chunk, ChunkColumns columns)
+    {
+        var schema = TeacherCacheSchema.Chunks(header.K);
+        var n = columns.Rows.Length;
         using var recordBatch = new RecordBatch(schema,
         [
-            TeacherCacheSchema.Int64(rows.ToArray()),
-            TeacherCacheSchema.Int32(positions.ToArray()),
-            TeacherCacheSchema.List(schema, TeacherCacheSchema.TopKIds, TeacherCacheSchema.Int32(ids.ToArray()), n),
-            TeacherCacheSchema.List(schema, TeacherCacheSchema.TopKLogProbs, TeacherCacheSchema.Float(logProbs.ToArray()), n),
-            TeacherCacheSchema.Float(tails.ToArray()),
+            TeacherCacheSchema.Int64(columns.Rows),
+            TeacherCacheSchema.Int32(columns.Positions),
+            TeacherCacheSchema.List(schema, TeacherCacheSchema.TopKIds, TeacherCacheSchema.Int32(columns.Ids), n),
+            TeacherCacheSchema.List(schema, TeacherCacheSchema.TopKLogProbs, TeacherCacheSchema.Float(columns.LogProbs), n),
+            TeacherCacheSchema.Float(columns.Tails),
         ], n);
         var path = Path.Combine(directory, TeacherCacheSchema.ChunkFile(chunk));
+        string? sha = null;
+        long length = 0;
         AtomicFile.Write(path, stream =>
         {
-            using var writer = new ArrowFileWriter(stream, schema, leaveOpen: true);
-            writer.WriteRecordBatch(recordBatch);
-            writer.WriteEnd();
+            using var hashing = new HashingWriteStream(stream);
+            using (var writer = new ArrowFileWriter(hashing, schema, leaveOpen: true))
+            {
+                writer.WriteRecordBatch(recordBatch);
+                writer.WriteEnd();
+            }
+
+            sha = hashing.Sha256();
+            length = hashing.Length;
         });
-        var info = new FileInfo(path);
-        if (info.Length >= int.MaxValue)
+        if (length >= int.MaxValue)
         {
-            throw new InvalidOperationException($"{path} is {info.Length} bytes; chunk files must stay under 2 GiB. Lower {nameof(TeacherCacheWriterOptions.RowsPerChunk)} (now {header.RowsPerChunk}).");
+            throw new InvalidOperationException($"{path} is {length} bytes; chunk files must stay under 2 GiB. Lower {nameof(TeacherCacheWriterOptions.RowsPerChunk)} (now {header.RowsPerChunk}).");
         }
 
-        var entry = new TeacherCacheChunk(TeacherCacheSchema.ChunkFile(chunk), chunk, firstRow, rowCount, n, TeacherCacheHashes.File(path));
-        AtomicFile.WriteAllText(Path.Combine(directory, TeacherCacheSchema.ChunkSidecar(chunk)), (header with { Chunks = [entry], RowKeys = keys }).ToJson());
+        var entry = new TeacherCacheChunk(TeacherCacheSchema.ChunkFile(chunk), chunk, columns.FirstRow, columns.RowCount, n, sha!);
+        AtomicFile.WriteAllText(Path.Combine(directory, TeacherCacheSchema.ChunkSidecar(chunk)), (header with { Chunks = [entry], RowKeys = columns.Keys }).ToJson());
         return n;
     }
 

@@ -55,6 +55,34 @@ public sealed class TeacherCacheTests : IDisposable
     }
 
     [Fact]
+    public async Task SingleRun_FileBytes_MatchTheFormatsPinnedHashes()
+    {
+        // SHA-256 of every file the fake teacher's cache holds, as written before the pipelined writer: a change to the
+        // writer's speed must not change a single byte (older caches stay valid and resumable).
+        var dir = await SingleRun();
+        var actual = CacheTestData.Files(dir).ToDictionary(f => f.Key, f => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f.Value)));
+        Assert.Equal(PinnedHashes.Keys.Order(StringComparer.Ordinal), actual.Keys.Order(StringComparer.Ordinal));
+        foreach (var (name, hash) in PinnedHashes)
+        {
+            Assert.True(hash == actual[name], $"{name}: SHA-256 {actual[name]}, pinned {hash}");
+        }
+    }
+
+    private static readonly Dictionary<string, string> PinnedHashes = new(StringComparer.Ordinal)
+    {
+        ["chunk-00000.arrow"] = "80a637b672bb3f4d7621c2eebabeadf54afa7aaca6926a66a03423c836c6d041",
+        ["chunk-00000.json"] = "5eb8783802330f1bd9d13ca62ac1f00d74551a3eb1612b32bda5940666ea4a18",
+        ["chunk-00001.arrow"] = "ea2453ae4461b20f3ab7e4200eadc6bb9963885b1ecdea35799ee9319913d18a",
+        ["chunk-00001.json"] = "c9355304f95d1d07d91b5aabad7d281dff823fee1a6f3c0d09e296cc42f20ee0",
+        ["chunk-00002.arrow"] = "37d386b38645504424cc2ba8200a7819fab3eb938afefb01bc4e0fecb8c37693",
+        ["chunk-00002.json"] = "f429e228e6d039ee597d89945a23ac3a0999d76a0361f4a98beba09d99467587",
+        ["chunk-00003.arrow"] = "45a1f526264d30188ab85454e3bb08b2e80bcad11c52cc93885734246f6a9e71",
+        ["chunk-00003.json"] = "50b951985a3dc8305a3603354225e31c81838a34af8f7ca7fe3e7a8e23609de5",
+        ["index.arrow"] = "09affdc247f15667e8f83ecd77ff2accf1efc3d12438f5d4e33e9a6bac68176e",
+        ["manifest.json"] = "3485d908d627dfc66bc70fce232c3b3ccf847781ced3672eb78f4ab1b8bfb7aa",
+    };
+
+    [Fact]
     public async Task ResumedRun_AfterFailure_WritesSameFilesAsSingleRun()
     {
         var single = await SingleRun();
@@ -68,6 +96,26 @@ public sealed class TeacherCacheTests : IDisposable
         var resumed = new FakeProducer();
         Assert.Equal(2, await writer.WriteChunksAsync(resumed));
         Assert.Equal(3, resumed.Calls); // chunks 2 (2 calls) and 3 (1 call) only
+        TeacherCacheWriter.Merge(dir);
+        CacheTestData.AssertSameFiles(single, dir);
+    }
+
+    [Fact]
+    public async Task BackgroundChunkWrite_Failure_PropagatesAndResumeCompletes()
+    {
+        var single = await SingleRun();
+        var dir = Dir();
+        // A folder where chunk 1's file must go: its write (on the background task, while chunk 2 is produced) fails.
+        Directory.CreateDirectory(Path.Combine(dir, "chunk-00001.arrow"));
+        var writer = new TeacherCacheWriter(dir, CacheTestData.Identity, CacheTestData.Examples(), Chunks3);
+        await Assert.ThrowsAnyAsync<IOException>(() => writer.WriteChunksAsync(new FakeProducer()));
+        Assert.True(File.Exists(Path.Combine(dir, "chunk-00000.json")));
+        Assert.False(File.Exists(Path.Combine(dir, "chunk-00001.json")));
+        Assert.False(File.Exists(Path.Combine(dir, "chunk-00002.json"))); // produced, but not written after the failure
+        Assert.Empty(Directory.GetFiles(dir, "*.tmp"));
+        Directory.Delete(Path.Combine(dir, "chunk-00001.arrow"));
+        var resumed = new FakeProducer();
+        Assert.Equal(3, await writer.WriteChunksAsync(resumed));
         TeacherCacheWriter.Merge(dir);
         CacheTestData.AssertSameFiles(single, dir);
     }
