@@ -8,7 +8,9 @@ namespace Distill.Losses.CrossTokenizer;
 public sealed class UldOptions
 {
     /// <summary>Gets or sets λ (<c>distil_factor</c>): loss = CE_mean + λ·ULD.</summary>
-    /// <value>The default is 1.5. (llm-recipes evaluates and selects checkpoints with λ = 1.)</value>
+    /// <value>The default is 1.5. (llm-recipes evaluates and selects checkpoints with λ = 1.) Against a near one-hot teacher the
+    /// ULD term rewards the student's confidence in its own argmax, not correctness: at 1.5 it collapses a randomly
+    /// initialised student in the cross-tokenizer sample (docs/cross-tokenizer.md).</value>
     [Range(0.0, double.MaxValue)]
     public double Lambda { get; set; } = UldDefaults.Lambda;
 

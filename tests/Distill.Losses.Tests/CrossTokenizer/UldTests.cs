@@ -55,6 +55,63 @@ public sealed class UldTests
     }
 
     [Fact]
+    public void Original_LambdaZero_TrainsExactlyLikeSft()
+    {
+        using var scope = NewDisposeScope();
+        // Rows with prompts of different lengths, answers of 1–4 tokens and right padding (labels −100 on prompt and padding):
+        // with λ = 0 the loss the trainer divides (LossSum / Normalizer) and its gradient must be SFT's, token for token.
+        var labels = tensor(new long[]
+        {
+            -100, -100, -100, 3, 5, 1, -100, -100,
+            -100, 4, 2, 2, 6, 1, -100, -100,
+            -100, -100, -100, -100, -100, -100, 1, -100,
+        }, [3, 8]);
+        var teacherLabels = tensor(new long[] { -100, 5, 7, 1, -100, -100, -100, 2, 3, -100, -100, 8, 1, -100, -100 }, [3, 5]);
+        var zs = (randn(3, 8, 9) * 3).requires_grad_(true);
+        var zsSft = zs.detach().clone().requires_grad_(true);
+
+        var uld = new UldObjective(new UldOptions { Lambda = 0 }).Compute(Context(zs, randn(3, 5, 11), labels, teacherLabels));
+        var sft = TestData.Create(ObjectiveNames.Sft).Compute(TestData.Context(zsSft, null, labels));
+        var uldLoss = uld.LossSum / uld.Normalizer;
+        var sftLoss = sft.LossSum / sft.Normalizer;
+        uldLoss.backward();
+        sftLoss.backward();
+
+        Assert.Equal(sftLoss.item<float>(), uldLoss.item<float>(), 5);
+        Assert.Equal(sft.ScoredTokens.item<long>(), uld.ScoredTokens.item<long>());
+        Assert.True(zs.grad!.allclose(zsSft.grad!, rtol: 1e-5, atol: 1e-7), "λ = 0 ULD gradient differs from SFT's");
+    }
+
+    [Fact]
+    public void Original_OneHotTeacher_RewardsTheStudentsOwnArgmaxNotTheLabel()
+    {
+        using var scope = NewDisposeScope();
+        // The mechanism behind the cross-tokenizer sample's 0 EM: against a (near) one-hot teacher the ULD term is
+        // 2·(1 − max_v p_s) per position, whichever token either side puts first. One position, label 2; the student's
+        // argmax is token 0. The ULD gradient raises token 0's logit and lowers the label's: it rewards confidence, not
+        // correctness.
+        var labels = tensor(new long[] { -100, 2, 1 }, [1, 3]);             // answer token 2, then EOS (1, skipped)
+        var teacherLabels = tensor(new long[] { -100, 4, -100 }, [1, 3]);
+        var zs = tensor(new float[] { 0, 0, 0, 0, 0, 2f, 0.5f, 1f, 0, 0, 0, 0, 0, 0, 0 }, [1, 3, 5]).requires_grad_(true);
+        var teacher = zeros(1, 3, 6);
+        teacher[0, 1, 4] = tensor(30f);                                       // one-hot on teacher token 4
+        var permuted = zeros(1, 3, 6);
+        permuted[0, 1, 0] = tensor(30f);                                      // one-hot on another teacher token
+
+        var options = new UldOptions { Lambda = 1 };
+        var (_, _, term) = UldObjective.Compute(zs, teacher, labels, teacherLabels, options);
+        var (_, _, samePeakElsewhere) = UldObjective.Compute(zs.detach(), permuted, labels, teacherLabels, options);
+        term.backward();
+
+        var ps = zs.detach()[0, 1].softmax(-1);
+        Assert.Equal(2 * (1 - ps.max().item<float>()), term.item<float>(), 4);
+        Assert.Equal(term.item<float>(), samePeakElsewhere.item<float>(), 6);
+        var grad = zs.grad![0, 1];
+        Assert.True(grad[0].item<float>() < 0, "descent should raise the student's argmax (token 0)");
+        Assert.True(grad[2].item<float>() > 0, "descent should lower the label (token 2)");
+    }
+
+    [Fact]
     public void Dskd_OfficialCase_MatchesLossAndGradient()
     {
         using var scope = NewDisposeScope();
