@@ -5,13 +5,13 @@ namespace Distill.Atkd;
 /// <summary>Settings of the ATKD source comparison. The defaults are the measured README run (about 10 minutes on 2 CPU cores).</summary>
 public sealed record AtkdSettings
 {
-    /// <summary>The quickstart's shipped teacher (an HF folder under <c>samples/teachers/</c>, copied next to the assembly), used when present.</summary>
+    /// <summary>The bundled data's shipped teacher (the quickstart's `--dataset bundled` teacher; an HF folder under <c>samples/teachers/</c>, copied next to the assembly), used when present.</summary>
     public const string ShippedTeacher = "bytes-4x128";
 
     /// <summary>Gets an HF teacher folder; <see langword="null"/> = the shipped teacher if present, else a small teacher trained once and cached in the run folder.</summary>
     public string? TeacherPath { get; init; }
 
-    /// <summary>Gets a value indicating whether to use the quickstart's shipped teacher when it is present (false: train the fallback teacher).</summary>
+    /// <summary>Gets a value indicating whether to use the bundled data's shipped teacher when it is present (false: train the fallback teacher).</summary>
     public bool UseShippedTeacher { get; init; } = true;
 
     /// <summary>Gets the run folder (teacher cache, teacher answers, results.md/json).</summary>

@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 var defaults = new AtkdSettings();
-var teacher = new Option<string?>("--teacher") { Description = $"HF teacher folder (config.json, model.safetensors, tokenizer.json). Default: the quickstart's shipped teacher (samples/teachers/{AtkdSettings.ShippedTeacher}) if present, else a small teacher trained once and cached in the run folder." };
+var teacher = new Option<string?>("--teacher") { Description = $"HF teacher folder (config.json, model.safetensors, tokenizer.json). Default: the bundled data's shipped teacher (samples/teachers/{AtkdSettings.ShippedTeacher}) if present, else a small teacher trained once and cached in the run folder." };
 var sources = new Option<string[]>("--sources") { Description = "Sample sources to compare (gt teacher student mix_token mix_request_teacher mix_request_gt). Default: all.", AllowMultipleArgumentsPerToken = true };
 var seeds = new Option<int[]>("--seeds") { Description = "Training seeds; the table reports mean ± std.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. defaults.Seeds] };
 var trainExamples = new Option<int>("--train-examples") { Description = "Training prompts (the teacher answers each once).", DefaultValueFactory = _ => defaults.TrainExamples };

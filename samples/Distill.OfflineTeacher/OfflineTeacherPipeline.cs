@@ -193,7 +193,7 @@ public sealed class OfflineTeacherPipeline(OfflineTeacherSettings settings, ILog
             return (Path.GetFullPath(settings.TeacherPath), false);
         }
 
-        // The quickstart's shipped teacher, found from the working directory or any folder above it.
+        // The bundled data's shipped teacher (the quickstart's `--dataset bundled` teacher), found from the working directory or any folder above it.
         for (var dir = settings.FindShippedTeacher ? new DirectoryInfo(Directory.GetCurrentDirectory()) : null; dir is not null; dir = dir.Parent)
         {
             var candidate = Path.Combine(dir.FullName, OfflineTeacherSettings.ShippedTeacher);

@@ -5,7 +5,7 @@ namespace Distill.OfflineTeacher;
 /// <summary>Settings of the offline-teacher comparison (command line: <c>--name value</c>, see <see cref="Parse"/>).</summary>
 public sealed record OfflineTeacherSettings
 {
-    /// <summary>The quickstart's shipped teacher, used when it exists and no <see cref="TeacherPath"/> is given.</summary>
+    /// <summary>The bundled data's shipped teacher (the quickstart's `--dataset bundled` teacher), used when it exists and no <see cref="TeacherPath"/> is given.</summary>
     public const string ShippedTeacher = "samples/teachers/bytes-4x128";
 
     /// <summary>Gets the run folder (teacher, caches, student runs, results).</summary>

@@ -1,5 +1,5 @@
 // Distill quickstart. With no arguments: load the teacher shipped under samples/teachers/ (an HF folder, as a real user has
-// one), take a small labelled set and many unlabelled prompts from the bundled data, and train the same small student once
+// one), take a small labelled set and many unlabelled prompts from the generated letter tasks, and train the same small student once
 // per method and seed — SFT on the labels, KD on the labels, SeqKD and logit KD on the teacher's answers, on-policy (GKD λ),
 // ATKD — then print and write the table (mean ± std over seeds). `train-teacher` regenerates the shipped teacher.
 using System.CommandLine;
@@ -9,14 +9,15 @@ using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 var defaults = new QuickstartSettings();
-var teacher = new Option<string?>("--teacher") { Description = "HF teacher folder (config.json, model.safetensors, tokenizer.json). Default: the shipped teacher, samples/teachers/" + QuickstartSettings.ShippedTeacher + "." };
+var teacher = new Option<string?>("--teacher") { Description = "HF teacher folder (config.json, model.safetensors, tokenizer.json). Default: the --dataset's shipped teacher under samples/teachers/." };
 var student = new Option<string?>("--student") { Description = "HF student folder. Default: a random 2-layer GPT-2 per seed." };
-var data = new Option<string?>("--data") { Description = "JSONL instruction data (instruction/input/output or prompt/output). Default: the bundled dataset." };
+var data = new Option<string?>("--data") { Description = "JSONL instruction data (instruction/input/output or prompt/output). Default: --dataset." };
+var dataset = new Option<string>("--dataset") { Description = "Built-in data when no --data is given: letters (generated count/first-letter questions, 250 test rows; teacher samples/teachers/" + QuickstartSettings.ShippedTeacher + ") or bundled (the bundled instruction data's --tasks; teacher samples/teachers/" + QuickstartSettings.BundledTeacher + ").", DefaultValueFactory = _ => defaults.Dataset };
 var template = new Option<string>("--template") { Description = "Prompt template: compact, alpaca, dolly, llama2-chat, chatml.", DefaultValueFactory = _ => defaults.Template };
 var methods = new Option<string[]>("--methods") { Description = "Student rows to train (sft kd-labels seqkd kd-seqkd on-policy atkd). Default: all.", AllowMultipleArgumentsPerToken = true };
 var seeds = new Option<int[]>("--seeds") { Description = "Training seeds (student init and data order); the table reports mean ± std.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. defaults.Seeds] };
 var labelled = new Option<int>("--labelled") { Description = "Labelled training examples (the first rows of train).", DefaultValueFactory = _ => defaults.LabelledExamples };
-var unlabelled = new Option<int?>("--unlabelled") { Description = "Unlabelled prompts answered by the teacher (default: the rest of train)." };
+var unlabelled = new Option<int?>("--unlabelled") { Description = "Unlabelled prompts answered by the teacher (the train rows after the labelled ones; at most the rest of train).", DefaultValueFactory = _ => defaults.UnlabelledPrompts };
 var steps = new Option<int>("--steps") { Description = "Optimizer steps of every student run.", DefaultValueFactory = _ => defaults.Steps };
 var batchSize = new Option<int>("--batch-size") { Description = "Micro-batch size.", DefaultValueFactory = _ => defaults.BatchSize };
 var lr = new Option<double>("--lr") { Description = "Student peak learning rate.", DefaultValueFactory = _ => defaults.LearningRate };
@@ -26,7 +27,7 @@ var devExamples = new Option<int>("--dev-examples") { Description = "Dev example
 var output = new Option<string>("--output") { Description = "Run folder (teacher-answer cache, results.md/json, metrics, TensorBoard).", DefaultValueFactory = _ => defaults.OutputDirectory };
 var studentLayers = new Option<int>("--student-layers") { Description = "Random student depth.", DefaultValueFactory = _ => defaults.StudentLayers };
 var studentHidden = new Option<int>("--student-hidden") { Description = "Random student width.", DefaultValueFactory = _ => defaults.StudentHidden };
-var tasks = new Option<string[]>("--tasks") { Description = "Task families of the bundled data (add subtract multiply reverse uppercase sort count capital opposite), or 'all'. Default: uppercase count capital opposite multiply.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. QuickstartSettings.DefaultTasks] };
+var tasks = new Option<string[]>("--tasks") { Description = "With --dataset bundled: task families of the bundled data (add subtract multiply reverse uppercase sort count capital opposite), or 'all'. Default: uppercase count capital opposite multiply.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. QuickstartSettings.DefaultTasks] };
 var kdRate = new Option<double>("--kd-rate") { Description = "α of the divergence objectives: (1 − α)·CE + α·KD.", DefaultValueFactory = _ => defaults.KdRate };
 var kdTemperature = new Option<double>("--kd-temperature") { Description = "Temperature of the divergence objectives.", DefaultValueFactory = _ => defaults.KdTemperature };
 var bf16 = new Option<bool>("--bf16") { Description = "Train in bfloat16 with float32 master weights." };
@@ -35,7 +36,7 @@ var verbose = new Option<bool>("--verbose") { Description = "Log every trainer m
 
 var root = new RootCommand("Distill quickstart: a shipped teacher, few labels, many prompts: SFT vs KD vs SeqKD vs on-policy vs ATKD.")
 {
-    teacher, student, data, template, methods, seeds, labelled, unlabelled, steps, batchSize, lr, lambda, evalExamples, devExamples, output,
+    teacher, student, data, dataset, template, methods, seeds, labelled, unlabelled, steps, batchSize, lr, lambda, evalExamples, devExamples, output,
     studentLayers, studentHidden, tasks, kdRate, kdTemperature, bf16, threads, verbose,
 };
 
@@ -46,6 +47,7 @@ root.SetAction(parse =>
         TeacherPath = parse.GetValue(teacher),
         StudentPath = parse.GetValue(student),
         DataPath = parse.GetValue(data),
+        Dataset = parse.GetValue(dataset)!,
         Template = parse.GetValue(template)!,
         Methods = parse.GetValue(methods) is { Length: > 0 } m ? m : null,
         Seeds = parse.GetValue(seeds) ?? [],
@@ -116,7 +118,8 @@ root.SetAction(parse =>
 });
 
 var teacherDefaults = new TeacherTrainingSettings();
-var tOutput = new Option<string>("--output") { Description = "HF folder to write.", DefaultValueFactory = _ => teacherDefaults.OutputDirectory };
+var tOutput = new Option<string?>("--output") { Description = "HF folder to write. Default: samples/teachers/<the --dataset's shipped teacher>." };
+var tDataset = new Option<string>("--dataset") { Description = "Built-in data when no --data is given: letters (the default quickstart task) or bundled (its --tasks).", DefaultValueFactory = _ => teacherDefaults.Dataset };
 var tTokenizer = new Option<string>("--tokenizer") { Description = "Bundled tokenizer: bytes (257 ids) or bpe (512 ids).", DefaultValueFactory = _ => teacherDefaults.Tokenizer };
 var tLayers = new Option<int>("--layers") { Description = "Depth.", DefaultValueFactory = _ => teacherDefaults.Layers };
 var tHidden = new Option<int>("--hidden") { Description = "Width.", DefaultValueFactory = _ => teacherDefaults.Hidden };
@@ -124,17 +127,17 @@ var tSteps = new Option<int>("--steps") { Description = "Optimizer steps.", Defa
 var tBatch = new Option<int>("--batch-size") { Description = "Micro-batch size.", DefaultValueFactory = _ => teacherDefaults.BatchSize };
 var tLr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => teacherDefaults.LearningRate };
 var tSeed = new Option<int>("--seed") { Description = "Seed (init and data order).", DefaultValueFactory = _ => teacherDefaults.Seed };
-var tTasks = new Option<string[]>("--tasks") { Description = "Task families to train on, or 'all'. Default: the quickstart's (uppercase count capital opposite multiply).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. QuickstartSettings.DefaultTasks] };
-var tData = new Option<string?>("--data") { Description = "JSONL instruction data to train on (its train split). Default: the bundled data." };
-var trainTeacher = new Command("train-teacher", "Train the quickstart's teacher on the bundled training split and write it as an HF folder (deterministic for a seed).")
+var tTasks = new Option<string[]>("--tasks") { Description = "With --dataset bundled: task families to train on, or 'all'. Default: the quickstart's (uppercase count capital opposite multiply).", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [.. QuickstartSettings.DefaultTasks] };
+var tData = new Option<string?>("--data") { Description = "JSONL instruction data to train on (its train split). Default: --dataset." };
+var trainTeacher = new Command("train-teacher", "Train the quickstart's teacher on the training split and write it as an HF folder (deterministic for a seed).")
 {
-    tOutput, tTokenizer, tLayers, tHidden, tSteps, tBatch, tLr, tSeed, tTasks, tData, verbose,
+    tOutput, tDataset, tTokenizer, tLayers, tHidden, tSteps, tBatch, tLr, tSeed, tTasks, tData, verbose,
 };
 trainTeacher.SetAction(parse =>
 {
     var t = new TeacherTrainingSettings
     {
-        OutputDirectory = parse.GetValue(tOutput)!,
+        Dataset = parse.GetValue(tDataset)!,
         Tokenizer = parse.GetValue(tTokenizer)!,
         Layers = parse.GetValue(tLayers),
         Hidden = parse.GetValue(tHidden),
@@ -145,9 +148,10 @@ trainTeacher.SetAction(parse =>
         Tasks = parse.GetValue(tTasks) is { Length: > 0 } families && !families.Contains("all") ? families : null,
         DataPath = parse.GetValue(tData),
     };
-    if (t.Tokenizer is not ("bytes" or "bpe") || t.Layers < 1 || t.Hidden < 32 || t.Steps < 1 || t.BatchSize < 1 || t.LearningRate <= 0)
+    t = t with { OutputDirectory = parse.GetValue(tOutput) ?? TeacherTrainingSettings.DefaultOutput(t.Dataset) };
+    if (t.Dataset is not (QuickstartSettings.LettersDataset or QuickstartSettings.BundledDataset) || t.Tokenizer is not ("bytes" or "bpe") || t.Layers < 1 || t.Hidden < 32 || t.Steps < 1 || t.BatchSize < 1 || t.LearningRate <= 0)
     {
-        AnsiConsole.MarkupLineInterpolated($"[red]--tokenizer must be bytes or bpe, --layers/--steps/--batch-size positive, --hidden at least 32, --lr positive.[/]");
+        AnsiConsole.MarkupLineInterpolated($"[red]--dataset must be letters or bundled, --tokenizer bytes or bpe, --layers/--steps/--batch-size positive, --hidden at least 32, --lr positive.[/]");
         return 2;
     }
 

@@ -35,9 +35,10 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
     /// <summary>Gets or sets the progress callback (called on the pipeline's thread).</summary>
     public Action<QuickstartProgress>? OnProgress { get; set; }
 
-    /// <summary>Gets the teacher folder the default run loads: the shipped teacher copied next to the sample's assembly.</summary>
+    /// <summary>Gets the folder of a shipped teacher, as copied next to the sample's assembly (by default the one the default run loads).</summary>
+    /// <param name="name">The teacher's name under <c>samples/teachers/</c>.</param>
     /// <returns>The folder path.</returns>
-    public static string ShippedTeacherDirectory() => Path.Combine(AppContext.BaseDirectory, "teachers", QuickstartSettings.ShippedTeacher);
+    public static string ShippedTeacherDirectory(string name = QuickstartSettings.ShippedTeacher) => Path.Combine(AppContext.BaseDirectory, "teachers", name);
 
     /// <summary>Runs the whole quickstart.</summary>
     /// <param name="cancellationToken">Stops after the current training step and skips the remaining runs.</param>
@@ -58,10 +59,10 @@ public sealed class QuickstartPipeline(QuickstartSettings settings, ILoggerFacto
         var trainers = provider.GetRequiredService<IDistillationTrainerFactory>();
 
         // 1. The teacher, as a real user has it: an HF folder (weights, config, tokenizer).
-        var teacherDir = Path.GetFullPath(settings.TeacherPath ?? ShippedTeacherDirectory());
+        var teacherDir = Path.GetFullPath(settings.TeacherPath ?? ShippedTeacherDirectory(settings.DefaultTeacher));
         if (!File.Exists(Path.Combine(teacherDir, "config.json")))
         {
-            throw new FileNotFoundException($"The teacher folder '{teacherDir}' has no config.json. The shipped teacher lives in samples/teachers/{QuickstartSettings.ShippedTeacher}/ and is copied next to the sample's assembly by its build; regenerate it with `dotnet run -c Release --project samples/Distill.Quickstart -- train-teacher`.", Path.Combine(teacherDir, "config.json"));
+            throw new FileNotFoundException($"The teacher folder '{teacherDir}' has no config.json. The shipped teacher lives in samples/teachers/{settings.DefaultTeacher}/ and is copied next to the sample's assembly by its build; regenerate it with `dotnet run -c Release --project samples/Distill.Quickstart -- train-teacher{(settings.Dataset == QuickstartSettings.BundledDataset ? " --dataset bundled" : "")}` (docs/quickstart.md has the recipe).", Path.Combine(teacherDir, "config.json"));
         }
 
         var tokenizer = HfTokenizer.FromPretrained(teacherDir, loggers.CreateLogger<HfTokenizer>());

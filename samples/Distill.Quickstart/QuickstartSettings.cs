@@ -1,7 +1,9 @@
+using Distill.Data;
+
 namespace Distill.Quickstart;
 
 /// <summary>
-/// Everything the quickstart does, with defaults that run end to end on the bundled dataset in a few minutes on 2 CPU cores:
+/// Everything the quickstart does, with defaults that run end to end on the generated letter tasks in a few minutes on 2 CPU cores:
 /// a shipped teacher, a small labelled set, many unlabelled prompts, every student row over several seeds.
 /// </summary>
 public sealed record QuickstartSettings
@@ -21,8 +23,20 @@ public sealed record QuickstartSettings
     /// <summary>Gets an HF student folder; <see langword="null"/> creates a small random GPT-2.</summary>
     public string? StudentPath { get; init; }
 
-    /// <summary>Gets a JSONL file of instruction data (instruction/input/output or prompt/output); <see langword="null"/> = bundled data.</summary>
+    /// <summary>Gets a JSONL file of instruction data (instruction/input/output or prompt/output); <see langword="null"/> = <see cref="Dataset"/>.</summary>
     public string? DataPath { get; init; }
+
+    /// <summary>The default <see cref="Dataset"/>: the generated <see cref="LetterTasks"/> (250 test rows).</summary>
+    public const string LettersDataset = "letters";
+
+    /// <summary>The bundled instruction data (<see cref="BundledData"/>; its <see cref="Tasks"/> families, 41 test rows by default).</summary>
+    public const string BundledDataset = "bundled";
+
+    /// <summary>
+    /// Gets the built-in data used when no <see cref="DataPath"/> is given: <see cref="LettersDataset"/> (default; shipped teacher
+    /// <see cref="ShippedTeacher"/>) or <see cref="BundledDataset"/> (shipped teacher <see cref="BundledTeacher"/>).
+    /// </summary>
+    public string Dataset { get; init; } = LettersDataset;
 
     /// <summary>Gets the prompt template for <see cref="DataPath"/> (<c>compact</c>, <c>alpaca</c>, <c>dolly</c>, ...).</summary>
     public string Template { get; init; } = "compact";
@@ -35,7 +49,7 @@ public sealed record QuickstartSettings
     /// </summary>
     public IReadOnlyList<string>? Tasks { get; init; } = DefaultTasks;
 
-    /// <summary>Gets the default <see cref="Tasks"/>: the families the shipped teacher learns (408 train, 55 dev, 41 test rows).</summary>
+    /// <summary>Gets the default <see cref="Tasks"/> of the bundled data: the families its shipped teacher learns (408 train, 55 dev, 41 test rows).</summary>
     public static IReadOnlyList<string> DefaultTasks { get; } = ["uppercase", "count", "capital", "opposite", "multiply"];
 
     /// <summary>
@@ -43,10 +57,10 @@ public sealed record QuickstartSettings
     /// and KD-on-labels see only these; the distillation rows also see the rest of the training split as prompts whose
     /// answers are hidden and come from the teacher.
     /// </summary>
-    public int LabelledExamples { get; init; } = 100;
+    public int LabelledExamples { get; init; } = 20;
 
     /// <summary>Gets the number of unlabelled prompts (the training rows after the labelled ones, answers hidden); <see langword="null"/> = all of them.</summary>
-    public int? UnlabelledPrompts { get; init; }
+    public int? UnlabelledPrompts { get; init; } = 1000;
 
     /// <summary>Gets the training seeds: each student row is trained once per seed (student init and data order) and reported as mean ± std.</summary>
     public IReadOnlyList<int> Seeds { get; init; } = [1, 2, 3];
@@ -66,20 +80,26 @@ public sealed record QuickstartSettings
     /// <summary>Gets the bundled tokenizer used when no <see cref="TeacherPath"/> is given: <c>bpe</c> (512 ids) or <c>bytes</c> (257 ids).</summary>
     public string Tokenizer { get; init; } = "bytes";
 
-    /// <summary>Gets the name of the teacher shipped under <c>samples/teachers/</c> (copied next to the sample's assembly).</summary>
-    public const string ShippedTeacher = "bytes-4x128";
+    /// <summary>Gets the name of the teacher shipped under <c>samples/teachers/</c> for <see cref="LettersDataset"/> (copied next to the sample's assembly).</summary>
+    public const string ShippedTeacher = "letters-4x128";
+
+    /// <summary>Gets the name of the teacher shipped under <c>samples/teachers/</c> for <see cref="BundledDataset"/> (its default task families).</summary>
+    public const string BundledTeacher = "bytes-4x128";
+
+    /// <summary>Gets the shipped teacher of <see cref="Dataset"/>.</summary>
+    public string DefaultTeacher => Dataset == BundledDataset ? BundledTeacher : ShippedTeacher;
 
     /// <summary>Gets the optimizer steps of every student row (the same for each method).</summary>
-    public int Steps { get; init; } = 200;
+    public int Steps { get; init; } = 600;
 
     /// <summary>Gets the micro-batch size.</summary>
-    public int BatchSize { get; init; } = 16;
+    public int BatchSize { get; init; } = 8;
 
     /// <summary>Gets the peak learning rate of the student (distillation and SFT).</summary>
-    public double LearningRate { get; init; } = 3e-3;
+    public double LearningRate { get; init; } = 1e-3;
 
     /// <summary>Gets the number of test examples generated and scored per model.</summary>
-    public int EvalExamples { get; init; } = 200;
+    public int EvalExamples { get; init; } = 250;
 
     /// <summary>Gets the number of dev examples scored to pick each run's best checkpoint (0 = no dev evaluation).</summary>
     public int DevExamples { get; init; } = 100;
@@ -153,6 +173,11 @@ public sealed record QuickstartSettings
         if (StudentPath is not null && !File.Exists(Path.Combine(StudentPath, "config.json")))
         {
             errors.Add($"--student '{StudentPath}' has no config.json.");
+        }
+
+        if (Dataset is not (LettersDataset or BundledDataset))
+        {
+            errors.Add($"--dataset must be {LettersDataset} or {BundledDataset} (got '{Dataset}').");
         }
 
         if (DataPath is not null && !File.Exists(DataPath))
