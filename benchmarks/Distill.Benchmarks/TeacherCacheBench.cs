@@ -169,15 +169,13 @@ internal static class TeacherCacheBench
                 // Untimed warm-up, as the forward worker's: one batch written into a throwaway cache (first-call JIT of the
                 // writer, the Arrow IPC writer, JSON, the top-k kernel and libtorch's first forward), then the timed cache.
                 var warmDir = dir + "-warm";
-                var warmWriter = new TeacherCacheWriter(warmDir, new TeacherCacheIdentity { Teacher = "bench", TokenizerHash = "random", Template = "none", K = K }, data.Examples.Take(Batch).ToArray(), new TeacherCacheWriterOptions { RowsPerChunk = Batch, BatchSize = Batch });
-                warmWriter.WriteChunksAsync(new LocalModelTopKProducer(teacher)).GetAwaiter().GetResult();
+                Writer(warmDir, data.Examples.Take(Batch).ToArray(), Batch).WriteChunksAsync(new LocalModelTopKProducer(teacher)).GetAwaiter().GetResult();
                 TeacherCacheWriter.Merge(warmDir);
                 Directory.Delete(warmDir, recursive: true);
 
                 var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
                 var clock = Stopwatch.StartNew();
-                var writer = new TeacherCacheWriter(dir, new TeacherCacheIdentity { Teacher = "bench", TokenizerHash = "random", Template = "none", K = K }, data.Examples, new TeacherCacheWriterOptions { RowsPerChunk = rowsPerChunk, BatchSize = Batch });
-                writer.WriteChunksAsync(new LocalModelTopKProducer(teacher)).GetAwaiter().GetResult();
+                Writer(dir, data.Examples, rowsPerChunk).WriteChunksAsync(new LocalModelTopKProducer(teacher)).GetAwaiter().GetResult();
                 TeacherCacheWriter.Merge(dir);
                 var seconds = clock.Elapsed.TotalSeconds;
                 result = new JsonObject { ["seconds"] = Math.Round(seconds, 3), ["cpu_s"] = Math.Round((Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds, 3), ["positions_per_s"] = Math.Round(data.Positions / seconds, 1), ["cache_mb"] = Math.Round(Directory.EnumerateFiles(dir).Sum(f => new FileInfo(f).Length) / 1e6, 2) };
@@ -197,12 +195,7 @@ internal static class TeacherCacheBench
                 {
                     var rowsOf = data.Examples.Skip(b * Batch).Take(Batch).ToArray();
                     var (s0, c0) = (Stopwatch.GetTimestamp(), Process.GetCurrentProcess().TotalProcessorTime);
-                    using (var scope = NewDisposeScope())
-                    using (var noGrad = no_grad())
-                    using (var batch = data.GetBatch(0, b))
-                    {
-                        _ = teacher.Forward(new CausalLMInput { InputIds = batch.InputIds, AttentionMask = batch.AttentionMask }).Logits!.sum().item<float>();
-                    }
+                    BareForward(teacher, data, b);
 
                     var (s1, c1) = (Stopwatch.GetTimestamp(), Process.GetCurrentProcess().TotalProcessorTime);
                     produced.AddRange(producer.ProduceAsync(rowsOf, K, CancellationToken.None).GetAwaiter().GetResult());
@@ -219,8 +212,7 @@ internal static class TeacherCacheBench
                 (double Wall, double Cpu, double MergeWall) Replay(string into)
                 {
                     var (w0, wc0) = (Stopwatch.GetTimestamp(), Process.GetCurrentProcess().TotalProcessorTime);
-                    var writer = new TeacherCacheWriter(into, new TeacherCacheIdentity { Teacher = "bench", TokenizerHash = "random", Template = "none", K = K }, data.Examples, new TeacherCacheWriterOptions { RowsPerChunk = rows, BatchSize = Batch });
-                    writer.WriteChunksAsync(new ReplayProducer(produced)).GetAwaiter().GetResult();
+                    Writer(into, data.Examples, rows).WriteChunksAsync(new ReplayProducer(produced)).GetAwaiter().GetResult();
                     var m0 = Stopwatch.GetTimestamp();
                     TeacherCacheWriter.Merge(into);
                     return (Stopwatch.GetElapsedTime(w0).TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - wc0).TotalSeconds, Stopwatch.GetElapsedTime(m0).TotalSeconds);
@@ -291,21 +283,13 @@ internal static class TeacherCacheBench
                 using var teacher = Teacher();
 
                 // Untimed warm-up, as the write worker's: one batch (libtorch's first forward).
-                using (var scope = NewDisposeScope())
-                using (var noGrad = no_grad())
-                using (var batch = data.GetBatch(0, 0))
-                {
-                    _ = teacher.Forward(new CausalLMInput { InputIds = batch.InputIds, AttentionMask = batch.AttentionMask }).Logits!.sum().item<float>();
-                }
+                BareForward(teacher, data, 0);
 
                 var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
                 var clock = Stopwatch.StartNew();
                 for (var b = 0; b < rows / Batch; b++)
                 {
-                    using var scope = NewDisposeScope();
-                    using var noGrad = no_grad();
-                    using var batch = data.GetBatch(0, b);
-                    _ = teacher.Forward(new CausalLMInput { InputIds = batch.InputIds, AttentionMask = batch.AttentionMask }).Logits!.sum().item<float>();
+                    BareForward(teacher, data, b);
                 }
 
                 var seconds = clock.Elapsed.TotalSeconds;
@@ -349,6 +333,19 @@ internal static class TeacherCacheBench
         result["threads"] = get_num_threads();
         Console.WriteLine(result.ToJsonString());
         return 0;
+    }
+
+    /// <summary>A cache writer over <paramref name="examples"/> with the benchmark's identity, k and batch size.</summary>
+    private static TeacherCacheWriter Writer(string dir, IReadOnlyList<TeacherCacheExample> examples, int rowsPerChunk) =>
+        new(dir, new TeacherCacheIdentity { Teacher = "bench", TokenizerHash = "random", Template = "none", K = K }, examples, new TeacherCacheWriterOptions { RowsPerChunk = rowsPerChunk, BatchSize = Batch });
+
+    /// <summary>The teacher's bare forward over batch <paramref name="index"/>, synchronised by reading one scalar back.</summary>
+    private static void BareForward(CausalLM teacher, RandomRows data, int index)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        using var batch = data.GetBatch(0, index);
+        _ = teacher.Forward(new CausalLMInput { InputIds = batch.InputIds, AttentionMask = batch.AttentionMask }).Logits!.sum().item<float>();
     }
 
     private static CausalLM Teacher()

@@ -19,9 +19,9 @@ public static class QuickstartData
         if (settings.DataPath is null)
         {
             var tasks = settings.Tasks is { Count: > 0 } t ? new HashSet<string>(t, StringComparer.Ordinal) : null;
-            List<TextExample> Split(BundledSplit split) =>
+            List<TextExample> Bundled(BundledSplit split) =>
                 [.. BundledData.Load(split).Where(e => tasks is null || (e.Task is { } task && tasks.Contains(task))).Select(template.Apply)];
-            return (Split(BundledSplit.Train), Split(BundledSplit.Dev), Split(BundledSplit.Test));
+            return (Bundled(BundledSplit.Train), Bundled(BundledSplit.Dev), Bundled(BundledSplit.Test));
         }
 
         return Split(JsonDatasetReader.ReadTextExamples(settings.DataPath, template).ToList());

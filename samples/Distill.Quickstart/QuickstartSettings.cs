@@ -87,7 +87,12 @@ public sealed record QuickstartSettings
     public const string BundledTeacher = "bytes-4x128";
 
     /// <summary>Gets the shipped teacher of <see cref="Dataset"/>.</summary>
-    public string DefaultTeacher => Dataset == BundledDataset ? BundledTeacher : ShippedTeacher;
+    public string DefaultTeacher => TeacherFor(Dataset);
+
+    /// <summary>Gets the name of a built-in dataset's shipped teacher.</summary>
+    /// <param name="dataset"><see cref="LettersDataset"/> or <see cref="BundledDataset"/>.</param>
+    /// <returns><see cref="BundledTeacher"/> for <see cref="BundledDataset"/>, else <see cref="ShippedTeacher"/>.</returns>
+    public static string TeacherFor(string dataset) => dataset == BundledDataset ? BundledTeacher : ShippedTeacher;
 
     /// <summary>Gets the optimizer steps of every student row (the same for each method).</summary>
     public int Steps { get; init; } = 600;

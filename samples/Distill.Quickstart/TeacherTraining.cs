@@ -56,7 +56,7 @@ public sealed record TeacherTrainingSettings
     /// <param name="dataset"><see cref="QuickstartSettings.LettersDataset"/> or <see cref="QuickstartSettings.BundledDataset"/>.</param>
     /// <returns><c>samples/teachers/&lt;name&gt;</c>.</returns>
     public static string DefaultOutput(string dataset) =>
-        Path.Combine("samples", "teachers", new QuickstartSettings { Dataset = dataset }.DefaultTeacher);
+        Path.Combine("samples", "teachers", QuickstartSettings.TeacherFor(dataset));
 }
 
 /// <summary>
